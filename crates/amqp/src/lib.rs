@@ -1,0 +1,1 @@
+//! ferrymq-amqp: the AMQP 0-9-1 frontend.

@@ -1,0 +1,1 @@
+//! ferrymq-core: vhosts, exchanges, bindings, queues, streams, consumer groups and offsets.

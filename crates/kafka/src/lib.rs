@@ -1,0 +1,1 @@
+//! ferrymq-kafka: the Kafka wire protocol frontend.
