@@ -1,0 +1,63 @@
+//! Configuration the core needs; the server composes it into its TOML file.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// When data written to a log is forced to disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FsyncMode {
+    /// fsync before an append is acknowledged; concurrent writers share one fsync.
+    Always,
+    /// fsync every `fsync_interval_ms`; acknowledged before it reaches disk.
+    Interval,
+    /// Leave write-back to the OS: survives a process crash, not a power loss.
+    Never,
+}
+
+/// Storage defaults for every log the broker creates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// Durability policy for logs that do not set their own.
+    pub fsync: FsyncMode,
+    /// Flush interval for [`FsyncMode::Interval`].
+    pub fsync_interval_ms: u64,
+    /// A log rolls to a new segment file once its active one reaches this size.
+    pub segment_bytes: u64,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            fsync: FsyncMode::Always,
+            fsync_interval_ms: 200,
+            segment_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// What [`crate::Broker::open`] needs.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    /// Root of everything the broker persists (see [`crate::layout`]).
+    pub data_dir: PathBuf,
+    pub storage: StorageConfig,
+    /// Virtual hosts that exist at startup; `/` is always among them.
+    pub vhosts: Vec<String>,
+    /// The vhost whose streams the Kafka listener serves as topics.
+    pub kafka_vhost: String,
+}
+
+impl BrokerConfig {
+    /// Defaults for everything but the data directory.
+    pub fn with_data_dir(data_dir: impl AsRef<Path>) -> Self {
+        Self {
+            data_dir: data_dir.as_ref().to_path_buf(),
+            storage: StorageConfig::default(),
+            vhosts: vec!["/".to_owned()],
+            kafka_vhost: "/".to_owned(),
+        }
+    }
+}
