@@ -1,0 +1,88 @@
+//! The broker's lifetime: lock the data directory, bind every listener, plug each frontend into
+//! its accept loop, log the ready line, then on SIGINT/SIGTERM shut down in order.
+//!
+//! ```text
+//! lock data_dir -> bind amqp, kafka, http -> spawn accept loops -> "ferrymq ready ..."
+//!   -> signal -> cancel token (stop accepting, connections close politely)
+//!   -> wait for connections (server.shutdown_timeout_ms) -> flush + fsync storage -> unlock
+//! ```
+//!
+//! Frontends plug in at one place, [`run`]'s "Frontends" block: each listener gets a handler
+//! `Fn(TcpStream, SocketAddr, CancellationToken) -> impl Future<Output = ()>`.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::anyhow;
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info};
+
+use crate::advertised;
+use crate::config::Config;
+use crate::http;
+use crate::listener::Listener;
+use crate::lock::DataDirLock;
+use crate::logging::READY_TARGET;
+use crate::shutdown::{self, Shutdown, Signals};
+
+/// Runs the broker until a shutdown signal, then shuts down gracefully.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let lock = DataDirLock::acquire(&config.storage.data_dir)?;
+    let data_dir = std::path::absolute(&config.storage.data_dir)
+        .unwrap_or_else(|_| config.storage.data_dir.clone());
+    info!(data_dir = %data_dir.display(), lock = %lock.path().display(), "data directory locked");
+
+    // Before the ready line: a signal sent as soon as it appears must be handled.
+    let mut signals = Signals::install()?;
+
+    let amqp = Listener::bind("amqp", config.amqp.listen, config.amqp.max_connections).await?;
+    let kafka = Listener::bind("kafka", config.kafka.listen, config.kafka.max_connections).await?;
+    let http = Listener::bind("http", config.http.listen, config.http.max_connections).await?;
+    let addrs = (amqp.local_addr(), kafka.local_addr(), http.local_addr());
+    let kafka_advertised = advertised::resolve(&config.kafka.advertised, addrs.1)
+        .map_err(|reason| anyhow!("invalid kafka.advertised: {reason}"))?;
+    info!("kafka clients will be told to connect to {kafka_advertised}");
+
+    let shutdown = Shutdown::default();
+    // Storage: `let broker = ferrymq_core::Broker::open(&config.storage, ...)` goes here, after
+    // the lock and before any listener accepts.
+
+    // Frontends: one line per listener. Replace `unserved` with the frontend's handler, e.g.
+    // `move |s, p, t| ferrymq_amqp::serve_connection(broker.clone(), settings.clone(), s, p, t)`.
+    // Accept loops are tracked too: the tracker cannot empty while one may still spawn.
+    let tracker = shutdown.tracker.clone();
+    tracker.spawn(amqp.serve(unserved("amqp"), shutdown.clone()));
+    tracker.spawn(kafka.serve(unserved("kafka"), shutdown.clone()));
+    let router = http::router();
+    let http_handler = move |s, p, t| http::serve_connection(router.clone(), s, p, t);
+    tracker.spawn(http.serve(http_handler, shutdown.clone()));
+
+    info!(
+        target: READY_TARGET,
+        "ferrymq ready amqp={} kafka={} http={}", addrs.0, addrs.1, addrs.2
+    );
+
+    let signal = signals.recv().await;
+    info!(signal, "shutting down: no longer accepting connections");
+    let timeout = Duration::from_millis(config.server.shutdown_timeout_ms);
+    shutdown::drain(&shutdown, timeout, signals.recv()).await;
+
+    // Storage: `broker.shutdown().await` goes here: no connection appends any more, and every
+    // log must be flushed and fsynced before the data directory is unlocked.
+
+    drop(lock);
+    info!("ferrymq stopped");
+    Ok(())
+}
+
+/// The handler of a listener whose frontend is not wired in: closes each connection at once.
+fn unserved(
+    listener: &'static str,
+) -> impl Fn(TcpStream, SocketAddr, CancellationToken) -> std::future::Ready<()> {
+    move |stream, peer, _shutdown| {
+        debug!(listener, %peer, "no frontend for this listener yet; closing the connection");
+        drop(stream);
+        std::future::ready(())
+    }
+}

@@ -1,0 +1,218 @@
+//! The broker's configuration: one serde struct per TOML section, with the built-in defaults.
+//!
+//! Layering (defaults < file < `FERRYMQ_*` env < flags) is generic and lives in [`layers`]: it learns every key, its type and its env name from the *serialized
+//! defaults*, so a key added to a section here is at once settable from the file, the
+//! environment and `--print-config` shows it. `config/ferrymq.toml` must list it too (a test
+//! compares that file with these defaults).
+//!
+//! # Invariants
+//!
+//! Rules for a section type (including one a frontend crate owns later, e.g.
+//! `pub amqp: ferrymq_amqp::Config` replacing [`AmqpConfig`]):
+//! - `Serialize + Deserialize + Default`, `#[serde(default, deny_unknown_fields)]`.
+//! - No `Option` fields and no `#[serde(skip_serializing_if)]`: a key absent from the serialized
+//!   defaults is unknown to the file and env layers. Use a sentinel (`""`, `0`) and document it.
+//! - A listener section keeps `listen: SocketAddr` and `max_connections: usize`.
+
+use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use self::layers::{Layers, Origin, Override};
+pub use self::validate::Invalid;
+
+pub mod layers;
+#[cfg(test)]
+mod tests;
+mod validate;
+
+/// The whole configuration, as read from `ferrymq.toml` (one field per `[section]`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub storage: StorageConfig,
+    pub amqp: AmqpConfig,
+    pub kafka: KafkaConfig,
+    pub http: HttpConfig,
+    pub log: LogConfig,
+}
+
+/// `[server]`: process-wide behaviour.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// On SIGINT/SIGTERM, how long open connections get to close before storage is flushed and
+    /// the process exits anyway.
+    pub shutdown_timeout_ms: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            shutdown_timeout_ms: 5_000,
+        }
+    }
+}
+
+/// `[storage]`: where and how durably messages are stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Created if missing; locked exclusively (`<data_dir>/LOCK`) while the broker runs.
+    pub data_dir: PathBuf,
+    /// When appended messages are fsynced; see [`Fsync`].
+    pub fsync: Fsync,
+    /// Used when `fsync = "interval"`: data reaches disk at most this long after it is appended.
+    pub fsync_interval_ms: u64,
+    /// A log segment file is rolled once it would grow past this size.
+    pub segment_bytes: u64,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./data"),
+            fsync: Fsync::Always,
+            fsync_interval_ms: 1_000,
+            segment_bytes: 1 << 30,
+        }
+    }
+}
+
+/// Durability policy of the commit logs (maps onto `ferrymq_log::FsyncPolicy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Fsync {
+    /// A message is confirmed only once fsynced; concurrent appenders share one fsync.
+    Always,
+    /// Fsynced every `fsync_interval_ms`; a power loss may lose that window.
+    Interval,
+    /// Left to the OS page cache: survives a broker crash, not a power loss.
+    Never,
+}
+
+/// `[amqp]`: the AMQP 0-9-1 listener and what it offers clients in `Connection.Tune`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AmqpConfig {
+    pub listen: SocketAddr,
+    /// Further clients wait in the kernel's accept backlog until a connection closes.
+    pub max_connections: usize,
+    /// Heartbeat timeout proposed to clients, in seconds; 0 disables heartbeats.
+    pub heartbeat: u16,
+    /// Largest frame, in bytes, a client may send or be sent.
+    pub frame_max: u32,
+    /// Highest channel number a client may open.
+    pub channel_max: u16,
+}
+
+impl Default for AmqpConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 5672)),
+            max_connections: 10_000,
+            heartbeat: 60,
+            frame_max: 131_072,
+            channel_max: 2_047,
+        }
+    }
+}
+
+/// `[kafka]`: the Kafka listener and the address it advertises in metadata.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KafkaConfig {
+    pub listen: SocketAddr,
+    /// `HOST:PORT` or `HOST` (then the bound port) that clients are told to connect to.
+    /// Empty: derived from the bound address, see [`crate::advertised::resolve`].
+    pub advertised: String,
+    pub max_connections: usize,
+    /// Larger requests are refused before any of their bytes are buffered.
+    pub max_request_bytes: u32,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 9092)),
+            advertised: String::new(),
+            max_connections: 10_000,
+            max_request_bytes: 100 << 20,
+        }
+    }
+}
+
+/// `[http]`: the HTTP admin listener (`GET /healthz`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    pub listen: SocketAddr,
+    pub max_connections: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 15672)),
+            max_connections: 256,
+        }
+    }
+}
+
+/// `[log]`: the process's own log (not message storage).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// A level or a tracing env-filter: `info`, `debug`, `info,ferrymq_amqp=trace`.
+    pub level: String,
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".to_owned(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+/// How log lines are written to stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable, one event per line.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl Config {
+    /// The effective configuration: defaults < `file` < `FERRYMQ_*` variables of `env` <
+    /// `flags`, validated. Errors name the key and the layer that set it.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (OsString, OsString)>,
+        flags: Vec<Override>,
+    ) -> anyhow::Result<Config> {
+        let mut layers = Layers::new(&Config::default())?;
+        if let Some(path) = file {
+            layers.file(path)?;
+        }
+        layers.env(env)?;
+        for Override { key, flag, value } in flags {
+            layers.set(key, value, &Origin::Flag(flag))?;
+        }
+        let config: Config = layers.finish()?;
+        config.validate().map_err(|Invalid { key, reason }| {
+            anyhow::anyhow!(
+                "invalid value for `{key}` (from {}): {reason}",
+                layers.origin(key)
+            )
+        })?;
+        Ok(config)
+    }
+}

@@ -1,0 +1,134 @@
+//! Semantic checks of a deserialized [`Config`]: what the types alone cannot express.
+
+use tracing_subscriber::filter::LevelFilter;
+
+use super::{Config, Fsync};
+use crate::advertised;
+
+/// A value that deserialized but makes no sense; `key` is the dotted path.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Invalid {
+    pub key: &'static str,
+    pub reason: String,
+}
+
+impl Config {
+    /// Checks what the types alone cannot; the first offending key is reported.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        let invalid = |key, reason: &str| {
+            Err(Invalid {
+                key,
+                reason: reason.to_owned(),
+            })
+        };
+        if self.storage.data_dir.as_os_str().is_empty() {
+            return invalid("storage.data_dir", "must not be empty");
+        }
+        if self.storage.fsync == Fsync::Interval && self.storage.fsync_interval_ms == 0 {
+            return invalid(
+                "storage.fsync_interval_ms",
+                "must be at least 1 with fsync = \"interval\"",
+            );
+        }
+        if self.storage.segment_bytes < 4096 {
+            return invalid("storage.segment_bytes", "must be at least 4096");
+        }
+        for (key, max) in [
+            ("amqp.max_connections", self.amqp.max_connections),
+            ("kafka.max_connections", self.kafka.max_connections),
+            ("http.max_connections", self.http.max_connections),
+        ] {
+            // tokio's semaphore caps permits at usize::MAX >> 3.
+            if max == 0 || max > usize::MAX >> 3 {
+                return invalid(key, "must be between 1 and 2^60");
+            }
+        }
+        // AMQP 0-9-1 section 4.2.3: frame-min-size is 4096 octets.
+        if self.amqp.frame_max < 4096 {
+            return invalid(
+                "amqp.frame_max",
+                "must be at least 4096 (the AMQP minimum frame size)",
+            );
+        }
+        if self.amqp.channel_max == 0 {
+            return invalid("amqp.channel_max", "must be at least 1");
+        }
+        if self.kafka.max_request_bytes < 1024 {
+            return invalid("kafka.max_request_bytes", "must be at least 1024");
+        }
+        if !self.kafka.advertised.is_empty()
+            && let Err(reason) = advertised::parse(&self.kafka.advertised)
+        {
+            return Err(Invalid {
+                key: "kafka.advertised",
+                reason,
+            });
+        }
+        let level = self.log.level.trim();
+        // A lone word is a target to the env-filter syntax: `verbose` would silently log nothing.
+        if !level.contains(['=', ',', '[']) && level.parse::<LevelFilter>().is_err() {
+            return invalid(
+                "log.level",
+                "expected trace, debug, info, warn, error, off or an env-filter",
+            );
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(level) {
+            return Err(Invalid {
+                key: "log.level",
+                reason: e.to_string(),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_match_the_documented_values() {
+        let c = Config::default();
+        assert_eq!(c.validate(), Ok(()));
+        assert_eq!(c.amqp.listen.to_string(), "0.0.0.0:5672");
+        assert_eq!(c.kafka.listen.to_string(), "0.0.0.0:9092");
+        assert_eq!(c.http.listen.to_string(), "0.0.0.0:15672");
+        assert_eq!(c.storage.data_dir, PathBuf::from("./data"));
+        assert_eq!(c.kafka.max_request_bytes, 104_857_600);
+    }
+
+    #[test]
+    fn validate_names_the_offending_key() {
+        let mut c = Config::default();
+        c.amqp.frame_max = 100;
+        assert_eq!(c.validate().map_err(|e| e.key), Err("amqp.frame_max"));
+
+        let mut c = Config::default();
+        c.kafka.advertised = "host:notaport".to_owned();
+        assert_eq!(c.validate().map_err(|e| e.key), Err("kafka.advertised"));
+
+        let mut c = Config::default();
+        c.log.level = "info,ferrymq=loud".to_owned();
+        assert_eq!(c.validate().map_err(|e| e.key), Err("log.level"));
+        c.log.level = "verbose".to_owned();
+        assert_eq!(c.validate().map_err(|e| e.key), Err("log.level"));
+        c.log.level = "WARN".to_owned();
+        assert_eq!(c.validate(), Ok(()));
+        c.log.level = "info,ferrymq=debug".to_owned();
+        assert_eq!(c.validate(), Ok(()));
+
+        let mut c = Config::default();
+        c.http.max_connections = 0;
+        assert_eq!(c.validate().map_err(|e| e.key), Err("http.max_connections"));
+
+        let mut c = Config::default();
+        c.storage.fsync = Fsync::Interval;
+        c.storage.fsync_interval_ms = 0;
+        assert_eq!(
+            c.validate().map_err(|e| e.key),
+            Err("storage.fsync_interval_ms")
+        );
+    }
+}
