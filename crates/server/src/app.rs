@@ -13,7 +13,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use anyhow::anyhow;
+use anyhow::{Context, anyhow};
+use ferrymq_core::Broker;
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
@@ -44,12 +45,17 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .map_err(|reason| anyhow!("invalid kafka.advertised: {reason}"))?;
     info!("kafka clients will be told to connect to {kafka_advertised}");
 
-    let shutdown = Shutdown::default();
-    // Storage: `let broker = ferrymq_core::Broker::open(&config.storage, ...)` goes here, after
-    // the lock and before any listener accepts.
+    // Storage and state, after the lock and before any listener accepts. Opening may recover
+    // logs from disk: blocking work, kept off the runtime's workers.
+    let broker_config = config.storage.broker_config();
+    let broker = tokio::task::spawn_blocking(move || Broker::open(broker_config))
+        .await
+        .context("opening the broker")?
+        .with_context(|| format!("cannot open the broker's state in {}", data_dir.display()))?;
 
+    let shutdown = Shutdown::default();
     // Frontends: one line per listener. Replace `unserved` with the frontend's handler, e.g.
-    // `move |s, p, t| ferrymq_amqp::serve_connection(broker.clone(), settings.clone(), s, p, t)`.
+    // `move |s, p, t| ferrymq_amqp::serve_connection(Arc::clone(&broker), cfg.clone(), s, p, t)`.
     // Accept loops are tracked too: the tracker cannot empty while one may still spawn.
     let tracker = shutdown.tracker.clone();
     tracker.spawn(amqp.serve(unserved("amqp"), shutdown.clone()));
@@ -68,9 +74,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let timeout = Duration::from_millis(config.server.shutdown_timeout_ms);
     shutdown::drain(&shutdown, timeout, signals.recv()).await;
 
-    // Storage: `broker.shutdown().await` goes here: no connection appends any more, and every
-    // log must be flushed and fsynced before the data directory is unlocked.
-
+    // Storage: `broker.shutdown().await` goes here once core has it: no connection appends any
+    // more, and every log must be flushed and fsynced before the data directory is unlocked.
+    drop(broker);
     drop(lock);
     info!("ferrymq stopped");
     Ok(())

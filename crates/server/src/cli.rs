@@ -135,7 +135,9 @@ mod tests {
         .unwrap();
         let overrides = cli.overrides().unwrap();
         assert_eq!(overrides.len(), 7);
-        let config = crate::config::Config::load(None, [], overrides).unwrap();
+        let config = crate::config::Config::load(None, [], overrides)
+            .unwrap()
+            .config;
         assert_eq!(config.storage.data_dir, PathBuf::from("/tmp/d"));
         assert_eq!(config.amqp.listen.to_string(), "127.0.0.1:1");
         assert_eq!(config.kafka.listen.to_string(), "127.0.0.1:2");

@@ -41,21 +41,24 @@ use std::time::Duration;
 use clap::Parser;
 
 use crate::cli::Cli;
-use crate::config::Config;
+use crate::config::{Config, Loaded};
 
 /// How long runtime teardown waits for blocking tasks after the broker has stopped.
 const RUNTIME_TEARDOWN: Duration = Duration::from_secs(1);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let config = match cli
+    let Loaded { config, warnings } = match cli
         .overrides()
         .and_then(|flags| Config::load(cli.config.as_deref(), std::env::vars_os(), flags))
     {
-        Ok(config) => config,
+        Ok(loaded) => loaded,
         Err(e) => return report_early(&e, 2),
     };
     if cli.print_config {
+        for warning in &warnings {
+            let _ = writeln!(std::io::stderr(), "ferrymq: warning: {warning}");
+        }
         return match print_config(&config) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => report_early(&e, 1),
@@ -63,6 +66,9 @@ fn main() -> ExitCode {
     }
     if let Err(e) = logging::init(&config.log) {
         return report_early(&e, 2);
+    }
+    for warning in &warnings {
+        tracing::warn!("{warning}");
     }
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),

@@ -103,6 +103,20 @@ fn an_unknown_ferrymq_variable_is_an_error_naming_it() {
 }
 
 #[test]
+fn a_ferrymq_variable_outside_every_section_only_warns() {
+    let mut cmd = ferrymq();
+    cmd.env("FERRYMQ_BIN", "/somewhere/ferrymq")
+        .arg("--print-config");
+    let (status, stdout, stderr) = run(cmd);
+    assert!(status.success(), "{stderr}");
+    assert!(stdout.contains("[amqp]"));
+    assert!(
+        stderr.contains("warning") && stderr.contains("FERRYMQ_BIN"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn invalid_values_are_clear_errors() {
     type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a [&'a str]);
     let cases: [Case<'_>; 6] = [

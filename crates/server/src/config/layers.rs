@@ -6,9 +6,11 @@
 //! an env value is parsed as. A section whose default is an empty table is a free-form map.
 //! Every leaf remembers which layer set it, so a bad value is reported with its origin.
 //!
-//! Env policy: a `FERRYMQ_*` variable that names no key is an error, like an unknown key in a
-//! file; a typo must not silently leave a default in force. `FERRYMQ_CONFIG` is reserved for
-//! `--config`.
+//! Env policy: a `FERRYMQ_<SECTION>_*` variable (one starting with a section's name) that names
+//! no key is an error, like an unknown key in a file: a typo must not silently leave a default
+//! in force. Any other `FERRYMQ_*` variable is outside the config's namespace (tools use some,
+//! e.g. a test harness's `FERRYMQ_BIN`): it is ignored with a warning. `FERRYMQ_CONFIG` is
+//! `--config`'s.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -59,6 +61,7 @@ pub struct Layers {
     schema: Table,
     merged: Table,
     origins: BTreeMap<String, Origin>,
+    warnings: Vec<String>,
 }
 
 impl Layers {
@@ -69,6 +72,7 @@ impl Layers {
             merged: schema.clone(),
             schema,
             origins: BTreeMap::new(),
+            warnings: Vec::new(),
         })
     }
 
@@ -115,9 +119,20 @@ impl Layers {
                 continue;
             }
             let Some(path) = names.get(name) else {
-                bail!(
-                    "unknown environment variable {name}: no config key has that name (`ferrymq --print-config` lists the keys; FERRYMQ_<SECTION>_<KEY>)"
-                );
+                let rest = name.strip_prefix(ENV_PREFIX).unwrap_or(name);
+                let section = self.schema.keys().find(|s| {
+                    let s = s.to_uppercase();
+                    rest == s || rest.starts_with(&format!("{s}_"))
+                });
+                if let Some(section) = section {
+                    bail!(
+                        "unknown environment variable {name}: no key of [{section}] has that name (`ferrymq --print-config` lists the keys; FERRYMQ_<SECTION>_<KEY>)"
+                    );
+                }
+                self.warnings.push(format!(
+                    "ignoring environment variable {name}: it names no config section (FERRYMQ_<SECTION>_<KEY>)"
+                ));
+                continue;
             };
             let value = value
                 .into_string()
@@ -157,6 +172,11 @@ impl Layers {
                 e.inner().message()
             )
         })
+    }
+
+    /// Problems that did not stop loading, for the caller to log.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
     /// Which layer last set `key` (a dotted path).

@@ -18,6 +18,7 @@ use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use ferrymq_core::{BrokerConfig, FsyncMode};
 use serde::{Deserialize, Serialize};
 
 use self::layers::{Layers, Origin, Override};
@@ -40,6 +41,13 @@ pub struct Config {
     pub log: LogConfig,
 }
 
+/// A loaded configuration and what is worth a warning about how it was given.
+#[derive(Debug)]
+pub struct Loaded {
+    pub config: Config,
+    pub warnings: Vec<String>,
+}
+
 /// `[server]`: process-wide behaviour.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -58,13 +66,17 @@ impl Default for ServerConfig {
 }
 
 /// `[storage]`: where and how durably messages are stored.
+///
+/// Besides `data_dir`, these are the keys of [`ferrymq_core::StorageConfig`], with its types
+/// and defaults; spelled out rather than `#[serde(flatten)]`ed so that an error names the exact
+/// key. A test fails if core gains a key this section lacks.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StorageConfig {
     /// Created if missing; locked exclusively (`<data_dir>/LOCK`) while the broker runs.
     pub data_dir: PathBuf,
-    /// When appended messages are fsynced; see [`Fsync`].
-    pub fsync: Fsync,
+    /// When appended messages are fsynced; see [`FsyncMode`].
+    pub fsync: FsyncMode,
     /// Used when `fsync = "interval"`: data reaches disk at most this long after it is appended.
     pub fsync_interval_ms: u64,
     /// A log segment file is rolled once it would grow past this size.
@@ -73,25 +85,27 @@ pub struct StorageConfig {
 
 impl Default for StorageConfig {
     fn default() -> Self {
+        let core = ferrymq_core::StorageConfig::default();
         Self {
             data_dir: PathBuf::from("./data"),
-            fsync: Fsync::Always,
-            fsync_interval_ms: 1_000,
-            segment_bytes: 1 << 30,
+            fsync: core.fsync,
+            fsync_interval_ms: core.fsync_interval_ms,
+            segment_bytes: core.segment_bytes,
         }
     }
 }
 
-/// Durability policy of the commit logs (maps onto `ferrymq_log::FsyncPolicy`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Fsync {
-    /// A message is confirmed only once fsynced; concurrent appenders share one fsync.
-    Always,
-    /// Fsynced every `fsync_interval_ms`; a power loss may lose that window.
-    Interval,
-    /// Left to the OS page cache: survives a broker crash, not a power loss.
-    Never,
+impl StorageConfig {
+    /// What [`ferrymq_core::Broker::open`] takes.
+    pub fn broker_config(&self) -> BrokerConfig {
+        let mut config = BrokerConfig::with_data_dir(&self.data_dir);
+        config.storage = ferrymq_core::StorageConfig {
+            fsync: self.fsync,
+            fsync_interval_ms: self.fsync_interval_ms,
+            segment_bytes: self.segment_bytes,
+        };
+        config
+    }
 }
 
 /// `[amqp]`: the AMQP 0-9-1 listener and what it offers clients in `Connection.Tune`.
@@ -197,7 +211,7 @@ impl Config {
         file: Option<&Path>,
         env: impl IntoIterator<Item = (OsString, OsString)>,
         flags: Vec<Override>,
-    ) -> anyhow::Result<Config> {
+    ) -> anyhow::Result<Loaded> {
         let mut layers = Layers::new(&Config::default())?;
         if let Some(path) = file {
             layers.file(path)?;
@@ -213,6 +227,9 @@ impl Config {
                 layers.origin(key)
             )
         })?;
-        Ok(config)
+        Ok(Loaded {
+            config,
+            warnings: layers.warnings().to_vec(),
+        })
     }
 }

@@ -136,7 +136,9 @@ mod load {
     use std::path::{Path, PathBuf};
 
     use crate::config::layers::Override;
-    use crate::config::{Config, Fsync, HttpConfig};
+    use ferrymq_core::FsyncMode;
+
+    use crate::config::{Config, HttpConfig, StorageConfig};
 
     fn env(vars: &[(&str, &str)]) -> Vec<(OsString, OsString)> {
         vars.iter()
@@ -164,7 +166,9 @@ mod load {
 
     #[test]
     fn nothing_given_is_the_defaults() {
-        assert_eq!(Config::load(None, [], vec![]).unwrap(), Config::default());
+        let loaded = Config::load(None, [], vec![]).unwrap();
+        assert_eq!(loaded.config, Config::default());
+        assert!(loaded.warnings.is_empty());
     }
 
     #[test]
@@ -180,7 +184,9 @@ mod load {
             ("PATH", "/bin"),
         ];
         let flags = vec![flag("amqp.listen", "--amqp-listen", "10.0.0.3:1")];
-        let c = Config::load(Some(f.path()), env(&vars), flags).unwrap();
+        let c = Config::load(Some(f.path()), env(&vars), flags)
+            .unwrap()
+            .config;
         assert_eq!(c.amqp.listen.to_string(), "10.0.0.3:1"); // flag > env > file
         assert_eq!(c.storage.data_dir, PathBuf::from("/env")); // env > file
         assert_eq!(c.kafka.listen.to_string(), "10.0.0.1:2"); // file > default
@@ -200,8 +206,9 @@ mod load {
             ]),
             vec![],
         )
-        .unwrap();
-        assert_eq!(c.storage.fsync, Fsync::Never);
+        .unwrap()
+        .config;
+        assert_eq!(c.storage.fsync, FsyncMode::Never);
         assert_eq!(c.kafka.max_request_bytes, 2048);
         let err = load_err(None, &[("FERRYMQ_AMQP_HEARTBEAT", "sixty")]);
         assert!(
@@ -229,8 +236,28 @@ mod load {
             err.contains("unknown environment variable FERRYMQ_AMQP_LISTN"),
             "{err}"
         );
-        // --config's own variable is not a key.
-        assert!(Config::load(None, env(&[("FERRYMQ_CONFIG", "/x.toml")]), vec![]).is_ok());
+        let err = load_err(None, &[("FERRYMQ_LOG", "debug")]);
+        assert!(err.contains("no key of [log]"), "{err}");
+    }
+
+    #[test]
+    fn variables_outside_every_section_are_ignored_with_a_warning() {
+        // --config's own variable is not a key, and says nothing.
+        let loaded = Config::load(None, env(&[("FERRYMQ_CONFIG", "/x.toml")]), vec![]).unwrap();
+        assert!(loaded.warnings.is_empty());
+        // A tool's variable, e.g. the Makefile's FERRYMQ_BIN.
+        let vars = [
+            ("FERRYMQ_BIN", "/x/ferrymq"),
+            ("FERRYMQ_AMQP_HEARTBEAT", "5"),
+        ];
+        let loaded = Config::load(None, env(&vars), vec![]).unwrap();
+        assert_eq!(loaded.config.amqp.heartbeat, 5);
+        assert_eq!(loaded.warnings.len(), 1);
+        assert!(
+            loaded.warnings[0].contains("FERRYMQ_BIN"),
+            "{:?}",
+            loaded.warnings
+        );
     }
 
     #[test]
@@ -277,8 +304,34 @@ mod load {
         let shipped: toml::Table = toml::from_str(&text).unwrap();
         assert_eq!(shipped, toml::Table::try_from(Config::default()).unwrap());
         assert_eq!(
-            Config::load(Some(&path), [], vec![]).unwrap(),
+            Config::load(Some(&path), [], vec![]).unwrap().config,
             Config::default()
+        );
+    }
+
+    #[test]
+    fn storage_has_every_key_of_the_core_storage_config() {
+        let core = toml::Table::try_from(ferrymq_core::StorageConfig::default()).unwrap();
+        let ours = toml::Table::try_from(StorageConfig::default()).unwrap();
+        for (key, value) in &core {
+            assert_eq!(
+                ours.get(key),
+                Some(value),
+                "[storage] lacks core's `{key}` or its default"
+            );
+        }
+        let storage = StorageConfig {
+            fsync: FsyncMode::Never,
+            segment_bytes: 4096,
+            ..StorageConfig::default()
+        };
+        let broker = storage.broker_config();
+        assert_eq!(broker.data_dir, storage.data_dir);
+        let back = toml::Table::try_from(&broker.storage).unwrap();
+        assert_eq!(back.get("fsync").and_then(|v| v.as_str()), Some("never"));
+        assert_eq!(
+            back.get("segment_bytes").and_then(toml::Value::as_integer),
+            Some(4096)
         );
     }
 }

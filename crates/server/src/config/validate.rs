@@ -2,7 +2,9 @@
 
 use tracing_subscriber::filter::LevelFilter;
 
-use super::{Config, Fsync};
+use ferrymq_core::FsyncMode;
+
+use super::Config;
 use crate::advertised;
 
 /// A value that deserialized but makes no sense; `key` is the dotted path.
@@ -24,7 +26,7 @@ impl Config {
         if self.storage.data_dir.as_os_str().is_empty() {
             return invalid("storage.data_dir", "must not be empty");
         }
-        if self.storage.fsync == Fsync::Interval && self.storage.fsync_interval_ms == 0 {
+        if self.storage.fsync == FsyncMode::Interval && self.storage.fsync_interval_ms == 0 {
             return invalid(
                 "storage.fsync_interval_ms",
                 "must be at least 1 with fsync = \"interval\"",
@@ -124,7 +126,7 @@ mod tests {
         assert_eq!(c.validate().map_err(|e| e.key), Err("http.max_connections"));
 
         let mut c = Config::default();
-        c.storage.fsync = Fsync::Interval;
+        c.storage.fsync = FsyncMode::Interval;
         c.storage.fsync_interval_ms = 0;
         assert_eq!(
             c.validate().map_err(|e| e.key),
