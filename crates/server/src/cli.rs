@@ -41,7 +41,7 @@ pub struct Cli {
     #[arg(long, value_name = "ADDR")]
     pub kafka_listen: Option<SocketAddr>,
 
-    /// Address Kafka clients are told to connect to, HOST[:PORT] [kafka.advertised]
+    /// Address Kafka clients are told to connect to, HOST:PORT or HOST [kafka.advertised]
     #[arg(long, value_name = "HOST:PORT")]
     pub kafka_advertised: Option<String>,
 
