@@ -1,0 +1,300 @@
+//! The append path: one writer at a time, entries written with vectored writes, then published.
+
+use std::fs::File;
+use std::io::{self, IoSlice, Write as _};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, MutexGuard};
+use std::time::Instant;
+
+use crate::config::LogConfig;
+use crate::entry::{ENTRY_HEADER_LEN, SEGMENT_HEADER_LEN, encode_entry_header};
+use crate::index::{IndexCursor, Points, SegmentIndex, SegmentSummary};
+use crate::segment::{self, Segment};
+use crate::{Appended, Entry, Log, LogError, meta};
+
+/// State guarded by the writer lock.
+pub(crate) struct Writer {
+    pub(crate) active: Arc<Segment>,
+    pub(crate) file: Arc<File>,
+    /// End of the last whole entry in the active file (the file cursor stands here).
+    pub(crate) position: u64,
+    pub(crate) next: u64,
+    pub(crate) cursor: IndexCursor,
+    /// When the active segment received its first entry (since open), for `segment_age`.
+    pub(crate) first_write: Option<Instant>,
+    headers: Vec<u8>,
+    points: Points,
+}
+
+impl Writer {
+    pub(crate) fn new(
+        active: Arc<Segment>,
+        file: Arc<File>,
+        position: u64,
+        cursor: IndexCursor,
+    ) -> Self {
+        let first_write = (!active.is_empty()).then(Instant::now);
+        Writer {
+            next: active.next_offset(),
+            active,
+            file,
+            position,
+            cursor,
+            first_write,
+            headers: Vec::new(),
+            points: Points::default(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.position == SEGMENT_HEADER_LEN as u64
+    }
+
+    /// Whether an entry of `record` bytes starting at `position` (with `next` offsets so far)
+    /// must go to a new segment.
+    fn must_roll(&self, position: u64, next: u64, record: u64, config: &LogConfig) -> bool {
+        let end = position + record;
+        if end > self.active.capacity() {
+            return true;
+        }
+        if position == SEGMENT_HEADER_LEN as u64 {
+            return false;
+        }
+        let aged = |age| {
+            self.first_write
+                .is_some_and(|t: Instant| t.elapsed() >= age)
+        };
+        end > config.roll_bytes()
+            || config.segment_age.is_some_and(aged)
+            || next - self.active.base > u64::from(u32::MAX)
+    }
+}
+
+/// Exclusive access to the end of the log: learn the next offset, then append, with no other
+/// appender in between. Holds the writer lock until dropped; readers and syncs carry on.
+pub struct Appender<'a> {
+    log: &'a Log,
+    writer: MutexGuard<'a, Writer>,
+}
+
+impl<'a> Appender<'a> {
+    pub(crate) fn new(log: &'a Log, writer: MutexGuard<'a, Writer>) -> Self {
+        Appender { log, writer }
+    }
+
+    /// The offset the next appended entry will get.
+    pub fn next_offset(&self) -> u64 {
+        self.writer.next
+    }
+
+    /// Appends `entries` in order at contiguous offsets. The whole batch is validated first,
+    /// so a too-large entry or zero span appends nothing. An I/O failure poisons the log; the
+    /// entries before the failing write stay visible.
+    pub fn append(&mut self, entries: &[Entry<'_>]) -> Result<Appended, LogError> {
+        self.log.write(&mut self.writer, entries)
+    }
+
+    /// Seals the active segment and starts a new one, if the active one holds any entry.
+    pub fn roll(&mut self) -> Result<(), LogError> {
+        self.log.sync.check()?;
+        if self.writer.is_empty() {
+            return Ok(());
+        }
+        let config = self.log.config();
+        self.log.roll_segment(&mut self.writer, &config, 0)
+    }
+}
+
+impl Log {
+    fn write(&self, w: &mut Writer, entries: &[Entry<'_>]) -> Result<Appended, LogError> {
+        self.sync.check()?;
+        let config = self.config();
+        let mut next = w.next;
+        for entry in entries {
+            if entry.span == 0 {
+                return Err(LogError::InvalidSpan { span: 0 });
+            }
+            let size = entry.payload_len();
+            if size > u64::from(config.max_entry_bytes) {
+                return Err(LogError::EntryTooLarge {
+                    size,
+                    max: config.max_entry_bytes,
+                });
+            }
+            next = next
+                .checked_add(u64::from(entry.span))
+                .ok_or(LogError::OffsetOverflow {
+                    next,
+                    span: entry.span,
+                })?;
+        }
+        let base_offset = w.next;
+        let mut headers = std::mem::take(&mut w.headers);
+        let (mut group, mut position, mut next, mut max_ts) = (0, w.position, w.next, i64::MIN);
+        for (i, entry) in entries.iter().enumerate() {
+            let len = entry.payload_len();
+            let record = ENTRY_HEADER_LEN as u64 + len;
+            if w.must_roll(position, next, record, &config) {
+                if i > group {
+                    self.write_group(w, &entries[group..i], &headers, position, next, max_ts)?;
+                    headers.clear();
+                    group = i;
+                    max_ts = i64::MIN;
+                }
+                self.roll_segment(w, &config, record)?;
+                (position, next) = (w.position, w.next);
+            }
+            // Lengths are checked against max_entry_bytes < u32::MAX above.
+            let len32 = u32::try_from(len).unwrap_or(u32::MAX);
+            headers.extend(encode_entry_header(
+                next,
+                entry.span,
+                entry.timestamp,
+                len32,
+                entry.parts,
+            ));
+            let at = u32::try_from(next - w.active.base)
+                .ok()
+                .zip(u32::try_from(position).ok());
+            w.cursor.observe(
+                config.index_interval_bytes,
+                at,
+                record,
+                entry.timestamp,
+                &mut w.points,
+            );
+            position += record;
+            next += u64::from(entry.span);
+            max_ts = max_ts.max(entry.timestamp);
+        }
+        if entries.len() > group {
+            self.write_group(w, &entries[group..], &headers, position, next, max_ts)?;
+        }
+        headers.clear();
+        w.headers = headers;
+        Ok(Appended {
+            base_offset,
+            next_offset: w.next,
+        })
+    }
+
+    /// Writes one segment's share of a batch and publishes it to readers.
+    fn write_group(
+        &self,
+        w: &mut Writer,
+        entries: &[Entry<'_>],
+        headers: &[u8],
+        position: u64,
+        next: u64,
+        max_ts: i64,
+    ) -> Result<(), LogError> {
+        let mut slices = Vec::with_capacity(entries.len() * 2);
+        for (entry, header) in entries.iter().zip(headers.chunks_exact(ENTRY_HEADER_LEN)) {
+            slices.push(IoSlice::new(header));
+            slices.extend(
+                entry
+                    .parts
+                    .iter()
+                    .filter(|p| !p.is_empty())
+                    .map(|p| IoSlice::new(p)),
+            );
+        }
+        #[cfg(test)]
+        if self.fail_writes.load(Ordering::Relaxed) {
+            // Simulate a short write followed by ENOSPC: half the bytes land.
+            let half: Vec<u8> = slices.iter().flat_map(|s| s.iter().copied()).collect();
+            let _ = (&*w.file).write_all(half.get(..half.len() / 2).unwrap_or_default());
+            let err = io::Error::new(io::ErrorKind::StorageFull, "injected");
+            return Err(self
+                .sync
+                .poison("write", &LogError::io(&w.active.path, err)));
+        }
+        write_all_vectored(&w.file, &mut slices)
+            .map_err(|e| self.sync.poison("write", &LogError::io(&w.active.path, e)))?;
+        w.active.index.push(&w.points);
+        w.points.clear();
+        if w.first_write.is_none() {
+            w.first_write = Some(Instant::now());
+        }
+        (w.position, w.next) = (position, next);
+        w.active.publish(position, next, max_ts);
+        self.next.store(next, Ordering::Release);
+        Ok(())
+    }
+
+    /// Seals the active segment and starts one at the next offset with room for at least
+    /// `record` bytes. The sealed segment is fsynced before its successor exists, so recovery
+    /// only ever finds a torn tail in the last segment.
+    pub(crate) fn roll_segment(
+        &self,
+        w: &mut Writer,
+        config: &LogConfig,
+        record: u64,
+    ) -> Result<(), LogError> {
+        let capacity = config
+            .segment_capacity()
+            .max(SEGMENT_HEADER_LEN as u64 + record);
+        let poison = |e: LogError| self.sync.poison("segment roll", &e);
+        if w.is_empty() {
+            // Nothing to seal; the empty segment only needs more room for a large entry.
+            let old = &w.active;
+            let map =
+                segment::map(&w.file, capacity).map_err(|e| poison(LogError::io(&old.path, e)))?;
+            let index = SegmentIndex::in_memory(Points::default());
+            let len = SEGMENT_HEADER_LEN as u64;
+            let fresh = Segment::new(
+                old.base,
+                old.path.clone(),
+                map,
+                len,
+                old.base,
+                i64::MIN,
+                index,
+            );
+            let fresh = Arc::new(fresh);
+            self.update_segments(|list| {
+                if let Some(last) = list.last_mut() {
+                    *last = Arc::clone(&fresh);
+                }
+            });
+            w.active = fresh;
+            return Ok(());
+        }
+        let old = Arc::clone(&w.active);
+        self.sync.sync_file(&w.file, &old.path)?;
+        let (segment, file) = Segment::create(&self.dir, w.next, capacity).map_err(poison)?;
+        meta::sync_dir(&self.dir).map_err(poison)?;
+        let (segment, file) = (Arc::new(segment), Arc::new(file));
+        self.sync
+            .rolled(Arc::clone(&file), segment.path.clone(), old.next_offset());
+        self.update_segments(|list| list.push(Arc::clone(&segment)));
+        let summary = SegmentSummary {
+            base: old.base,
+            next: old.next_offset(),
+            log_len: old.committed_len(),
+            max_timestamp: old.max_timestamp().unwrap_or(i64::MIN),
+        };
+        // If the index files cannot be written, the in-memory index keeps serving lookups and
+        // the next open finds them missing and rebuilds them: not worth failing appends for.
+        let _ = old.index.seal(&self.dir, summary);
+        w.active = segment;
+        w.file = file;
+        w.position = SEGMENT_HEADER_LEN as u64;
+        w.cursor = IndexCursor::new();
+        w.first_write = None;
+        Ok(())
+    }
+}
+
+/// `write_all` for vectored writes: the file cursor is the writer's position.
+fn write_all_vectored(mut file: &File, mut slices: &mut [IoSlice<'_>]) -> io::Result<()> {
+    while !slices.is_empty() {
+        match file.write_vectored(slices) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut slices, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
