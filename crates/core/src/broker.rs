@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use crate::store::{Definition, DefinitionStore, Kind};
 use crate::{BrokerConfig, Error, VHost, layout};
 
 /// Shared state of one ferrymq process.
@@ -10,12 +11,19 @@ use crate::{BrokerConfig, Error, VHost, layout};
 pub struct Broker {
     config: BrokerConfig,
     vhosts: RwLock<HashMap<String, Arc<VHost>>>,
+    definitions: DefinitionStore,
 }
 
 impl Broker {
-    /// Opens (creating or recovering) the broker's state under `config.data_dir`.
+    /// Opens (creating or recovering) the broker's state under `config.data_dir`. Blocking:
+    /// call it before the runtime serves connections, or on a blocking thread.
     pub fn open(config: BrokerConfig) -> Result<Arc<Self>, Error> {
         layout::prepare(&config.data_dir)?;
+        let (definitions, recovered) = DefinitionStore::open(
+            &layout::definitions_dir(&config.data_dir),
+            &config.storage.metadata_log_config(),
+        )?;
+        log_recovered(&recovered);
         let mut vhosts = HashMap::new();
         for name in config
             .vhosts
@@ -29,7 +37,25 @@ impl Broker {
         Ok(Arc::new(Self {
             config,
             vhosts: RwLock::new(vhosts),
+            definitions,
         }))
+    }
+
+    /// The durable definitions journal.
+    pub fn definitions(&self) -> &DefinitionStore {
+        &self.definitions
+    }
+
+    /// Flushes and fsyncs everything the broker persists; called once at shutdown, after
+    /// connections have closed.
+    pub async fn shutdown(self: &Arc<Self>) -> Result<(), Error> {
+        let broker = Arc::clone(self);
+        // Blocking fsyncs run off the runtime's workers.
+        tokio::task::spawn_blocking(move || broker.definitions.flush())
+            .await
+            .map_err(|join| Error::Internal {
+                reason: format!("shutdown flush task: {join}"),
+            })?
     }
 
     pub fn config(&self) -> &BrokerConfig {
@@ -51,5 +77,14 @@ impl Broker {
             .ok_or_else(|| Error::UnknownVhost {
                 vhost: self.config.kafka_vhost.clone(),
             })
+    }
+}
+
+fn log_recovered(recovered: &[Definition]) {
+    for kind in Kind::ALL {
+        let count = recovered.iter().filter(|d| d.kind == kind).count();
+        if count > 0 {
+            tracing::info!(kind = ?kind, count, "recovered durable definitions");
+        }
     }
 }

@@ -1,6 +1,9 @@
 //! Configuration the core needs; the server composes it into its TOML file.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ferrymq_log::{FsyncPolicy, LogConfig};
 
 use serde::{Deserialize, Serialize};
 
@@ -34,6 +37,31 @@ impl Default for StorageConfig {
             fsync: FsyncMode::Always,
             fsync_interval_ms: 200,
             segment_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+impl StorageConfig {
+    /// The log durability policy this configuration selects.
+    pub fn fsync_policy(&self) -> FsyncPolicy {
+        match self.fsync {
+            FsyncMode::Always => FsyncPolicy::Always,
+            FsyncMode::Interval => {
+                FsyncPolicy::Interval(Duration::from_millis(self.fsync_interval_ms))
+            }
+            FsyncMode::Never => FsyncPolicy::Never,
+        }
+    }
+
+    /// Log settings for broker metadata (definitions, offsets): small segments, no retention.
+    pub fn metadata_log_config(&self) -> LogConfig {
+        LogConfig {
+            segment_bytes: 8 * 1024 * 1024,
+            segment_age: None,
+            retention_bytes: None,
+            retention_age: None,
+            fsync: self.fsync_policy(),
+            ..LogConfig::default()
         }
     }
 }

@@ -15,4 +15,21 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A log under the data directory failed (I/O, corruption, poisoned by a failed fsync).
+    #[error("{what}: {source}")]
+    Storage {
+        what: String,
+        #[source]
+        source: ferrymq_log::LogError,
+    },
+    /// A stored definition this build cannot read back.
+    #[error("stored {kind} definition {key:?} is unreadable: {reason}")]
+    CorruptDefinition {
+        kind: String,
+        key: String,
+        reason: String,
+    },
+    /// A broken internal expectation (a task that died, an impossible encoding).
+    #[error("internal error: {reason}")]
+    Internal { reason: String },
 }

@@ -24,6 +24,11 @@ pub(crate) fn prepare(data_dir: &Path) -> Result<(), Error> {
     Ok(())
 }
 
+/// Directory of the definitions journal.
+pub fn definitions_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("meta").join("definitions")
+}
+
 /// Directory of partition `partition` of stream `stream` in `vhost`.
 pub fn partition_dir(data_dir: &Path, vhost: &str, stream: &str, partition: u32) -> PathBuf {
     data_dir

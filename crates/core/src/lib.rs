@@ -33,6 +33,7 @@ mod broker;
 mod config;
 mod error;
 pub mod layout;
+pub mod store;
 mod vhost;
 
 pub use broker::Broker;

@@ -74,8 +74,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let timeout = Duration::from_millis(config.server.shutdown_timeout_ms);
     shutdown::drain(&shutdown, timeout, signals.recv()).await;
 
-    // Storage: `broker.shutdown().await` goes here once core has it: no connection appends any
-    // more, and every log must be flushed and fsynced before the data directory is unlocked.
+    // No connection appends any more: flush and fsync every log before unlocking the data dir.
+    // A failed flush means acknowledged data may not be on disk: exit non-zero.
+    broker
+        .shutdown()
+        .await
+        .context("flushing storage at shutdown")?;
     drop(broker);
     drop(lock);
     info!("ferrymq stopped");
