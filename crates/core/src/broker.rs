@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use crate::store::{Definition, DefinitionStore, Kind};
+use crate::stream::{StreamDefaults, Streams};
 use crate::{BrokerConfig, Error, VHost, layout};
 
 /// Shared state of one ferrymq process.
@@ -11,7 +12,7 @@ use crate::{BrokerConfig, Error, VHost, layout};
 pub struct Broker {
     config: BrokerConfig,
     vhosts: RwLock<HashMap<String, Arc<VHost>>>,
-    definitions: DefinitionStore,
+    definitions: Arc<DefinitionStore>,
 }
 
 impl Broker {
@@ -24,15 +25,28 @@ impl Broker {
             &config.storage.metadata_log_config(),
         )?;
         log_recovered(&recovered);
+        let definitions = Arc::new(definitions);
         let mut vhosts = HashMap::new();
+        let stream_defaults = StreamDefaults::from_storage(&config.storage);
         for name in config
             .vhosts
             .iter()
             .chain([&"/".to_owned(), &config.kafka_vhost])
         {
-            vhosts
-                .entry(name.clone())
-                .or_insert_with(|| Arc::new(VHost::new(name.clone())));
+            if vhosts.contains_key(name) {
+                continue;
+            }
+            let streams = Streams::open(
+                &config.data_dir,
+                name,
+                stream_defaults,
+                Arc::clone(&definitions),
+                &recovered,
+            )?;
+            vhosts.insert(
+                name.clone(),
+                Arc::new(VHost::new(name.clone(), Arc::new(streams))),
+            );
         }
         Ok(Arc::new(Self {
             config,
@@ -42,7 +56,7 @@ impl Broker {
     }
 
     /// The durable definitions journal.
-    pub fn definitions(&self) -> &DefinitionStore {
+    pub fn definitions(&self) -> &Arc<DefinitionStore> {
         &self.definitions
     }
 
@@ -51,11 +65,23 @@ impl Broker {
     pub async fn shutdown(self: &Arc<Self>) -> Result<(), Error> {
         let broker = Arc::clone(self);
         // Blocking fsyncs run off the runtime's workers.
-        tokio::task::spawn_blocking(move || broker.definitions.flush())
-            .await
-            .map_err(|join| Error::Internal {
-                reason: format!("shutdown flush task: {join}"),
-            })?
+        tokio::task::spawn_blocking(move || {
+            let mut result = broker.definitions.flush();
+            for vhost in broker
+                .vhosts
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .values()
+            {
+                let closed = vhost.streams().close();
+                result = result.and(closed);
+            }
+            result
+        })
+        .await
+        .map_err(|join| Error::Internal {
+            reason: format!("shutdown flush task: {join}"),
+        })?
     }
 
     pub fn config(&self) -> &BrokerConfig {

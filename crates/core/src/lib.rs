@@ -32,8 +32,10 @@
 mod broker;
 mod config;
 mod error;
+pub mod group;
 pub mod layout;
 pub mod store;
+pub mod stream;
 mod vhost;
 
 pub use broker::Broker;

@@ -1,14 +1,24 @@
 //! A virtual host: one namespace of exchanges, queues and streams.
 
+use std::sync::Arc;
+
+use crate::stream::Streams;
+
 /// One namespace. Exchanges, queues and streams of different vhosts never see each other.
 #[derive(Debug)]
 pub struct VHost {
     name: String,
+    streams: Arc<Streams>,
 }
 
 impl VHost {
-    pub(crate) fn new(name: String) -> Self {
-        Self { name }
+    pub(crate) fn new(name: String, streams: Arc<Streams>) -> Self {
+        Self { name, streams }
+    }
+
+    /// The vhost's streams (for the Kafka vhost: its topics).
+    pub fn streams(&self) -> &Arc<Streams> {
+        &self.streams
     }
 
     pub fn name(&self) -> &str {

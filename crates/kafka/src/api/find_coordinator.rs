@@ -1,0 +1,71 @@
+//! FindCoordinator (key 10, v0-4): this node coordinates every group. Transaction
+//! coordinators (key type 1) are not available: ferrymq has no transactions.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::find_coordinator_response::Coordinator;
+use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
+use kafka_protocol::protocol::StrBytes;
+
+use super::s;
+use crate::Ctx;
+use crate::connection::Reply;
+use crate::error::code;
+use crate::message::ResponseBody;
+
+const KEY_GROUP: i8 = 0;
+
+fn answer(ctx: &Ctx, key: &StrBytes, key_type: i8) -> (i16, Option<String>) {
+    if key_type != KEY_GROUP {
+        return (
+            code::COORDINATOR_NOT_AVAILABLE,
+            Some("ferrymq does not support transactions".into()),
+        );
+    }
+    if key.is_empty() {
+        return (
+            code::INVALID_GROUP_ID,
+            Some("group id must not be empty".into()),
+        );
+    }
+    let _ = ctx;
+    (code::NONE, None)
+}
+
+pub(super) fn handle(ctx: &Arc<Ctx>, request: &FindCoordinatorRequest, version: i16) -> Reply {
+    let node = BrokerId(ctx.config.node_id);
+    let host = s(ctx.advertised_host.clone());
+    let port = ctx.advertised_port;
+    let response = if version >= 4 {
+        let coordinators = request
+            .coordinator_keys
+            .iter()
+            .map(|key| {
+                let (c, message) = answer(ctx, key, request.key_type);
+                let found = c == code::NONE;
+                Coordinator::default()
+                    .with_key(key.clone())
+                    .with_node_id(if found { node } else { BrokerId(-1) })
+                    .with_host(if found {
+                        host.clone()
+                    } else {
+                        StrBytes::default()
+                    })
+                    .with_port(if found { port } else { -1 })
+                    .with_error_code(c)
+                    .with_error_message(message.map(s))
+            })
+            .collect();
+        FindCoordinatorResponse::default().with_coordinators(coordinators)
+    } else {
+        let (c, message) = answer(ctx, &request.key, request.key_type);
+        let found = c == code::NONE;
+        FindCoordinatorResponse::default()
+            .with_error_code(c)
+            .with_error_message(message.map(s))
+            .with_node_id(if found { node } else { BrokerId(-1) })
+            .with_host(if found { host } else { StrBytes::default() })
+            .with_port(if found { port } else { -1 })
+    };
+    Reply::Now(ResponseBody::FindCoordinator(response))
+}

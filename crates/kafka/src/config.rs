@@ -1,0 +1,87 @@
+//! `[kafka]`: the Kafka listener and the broker-level Kafka settings.
+//!
+//! Names follow Apache Kafka's broker configs with `.` replaced by `_` where one exists
+//! (`auto_create_topics_enable` is `auto.create.topics.enable`); DescribeConfigs reports
+//! them under Kafka's names. Per-topic overrides are topic configs (`retention.ms`, ...).
+
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+/// Kafka frontend configuration; the server composes it as the `[kafka]` section.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// Address the Kafka listener binds.
+    pub listen: SocketAddr,
+    /// `HOST:PORT` or `HOST` that Metadata and FindCoordinator tell clients to connect to.
+    /// Empty: derived from the bound address by the server.
+    pub advertised: String,
+    /// Connections beyond this wait in the kernel's accept backlog.
+    pub max_connections: usize,
+    /// `socket.request.max.bytes`: larger requests are refused from their size prefix,
+    /// before any of their bytes are buffered, and the connection is closed.
+    pub max_request_bytes: u32,
+    /// `node.id` reported in Metadata, FindCoordinator and DescribeCluster.
+    pub node_id: i32,
+    /// `auto.create.topics.enable`: Metadata and Produce create unknown topics.
+    pub auto_create_topics_enable: bool,
+    /// `num.partitions`: partitions of an auto-created topic, and of CreateTopics with -1.
+    pub num_partitions: u32,
+    /// `message.max.bytes`: largest record batch a topic accepts unless it sets
+    /// `max.message.bytes`.
+    pub message_max_bytes: u32,
+    /// `log.retention.ms` (-1: unlimited) for topics without `retention.ms`.
+    pub log_retention_ms: i64,
+    /// `log.retention.bytes` per partition (-1: unlimited) for topics without
+    /// `retention.bytes`.
+    pub log_retention_bytes: i64,
+    /// `log.retention.check.interval.ms`: how often retention runs.
+    pub log_retention_check_interval_ms: u64,
+    /// `group.initial.rebalance.delay.ms`: how long the first rebalance of an empty group
+    /// waits for more members to join.
+    pub group_initial_rebalance_delay_ms: u64,
+    /// `group.min.session.timeout.ms`.
+    pub group_min_session_timeout_ms: u32,
+    /// `group.max.session.timeout.ms`.
+    pub group_max_session_timeout_ms: u32,
+    /// `offsets.retention.minutes`: committed offsets of an empty group expire after this.
+    pub offsets_retention_minutes: u64,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 9092)),
+            advertised: String::new(),
+            max_connections: 10_000,
+            max_request_bytes: 100 * 1024 * 1024,
+            node_id: 0,
+            auto_create_topics_enable: true,
+            num_partitions: 1,
+            message_max_bytes: 1_048_588,
+            log_retention_ms: 7 * 24 * 60 * 60 * 1000,
+            log_retention_bytes: -1,
+            log_retention_check_interval_ms: 5 * 60 * 1000,
+            group_initial_rebalance_delay_ms: 3_000,
+            group_min_session_timeout_ms: 6_000,
+            group_max_session_timeout_ms: 1_800_000,
+            offsets_retention_minutes: 7 * 24 * 60,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_kafkas() {
+        let c = KafkaConfig::default();
+        assert_eq!(c.max_request_bytes, 104_857_600);
+        assert!(c.auto_create_topics_enable);
+        assert_eq!(c.num_partitions, 1);
+        assert_eq!(c.log_retention_ms, 604_800_000);
+        assert_eq!(c.group_initial_rebalance_delay_ms, 3_000);
+    }
+}

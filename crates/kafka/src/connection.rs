@@ -1,0 +1,296 @@
+//! One Kafka connection: frames in, handlers applied in order, responses out in order.
+//!
+//! ```text
+//!  socket ──read──> frames ──decode──> dispatch (awaited in arrival order)
+//!                                         │ Reply::Now(body)   -> encoded at once
+//!                                         │ Reply::Later(fut)  -> spawned; runs while later
+//!                                         │                       requests are dispatched
+//!                                         └ Reply::Nothing     (acks=0 produce)
+//!  socket <──write── bounded queue of (encoded | pending) responses, in request order
+//! ```
+//!
+//! # Invariants
+//! - Requests are *applied* in arrival order (a handler's synchronous part runs before the
+//!   next request is dispatched), so pipelined produces to one partition append in order,
+//!   as on a Kafka broker. Waiting parts (fsync, long-poll, rebalance) overlap.
+//! - Responses are written in request order. At most [`MAX_IN_FLIGHT`] responses are
+//!   outstanding; beyond that the connection stops reading (backpressure).
+//! - A size prefix above `max_request_bytes` closes the connection before any of the frame is
+//!   buffered; buffer space grows with the bytes that actually arrive.
+//! - A request that cannot be decoded gets an INVALID_REQUEST response where its API has a
+//!   top-level error code; otherwise the connection is closed and the event logged. Nothing
+//!   a client sends can panic the broker or affect another connection.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::{Buf, Bytes, BytesMut};
+use kafka_protocol::messages::ApiKey;
+use kafka_protocol::protocol::StrBytes;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, trace, warn};
+
+use crate::message::{DecodeError, KafkaRequest, KafkaResponse, ResponseBody};
+use crate::{Ctx, api, frame};
+
+/// Responses that may be outstanding on one connection before it stops reading.
+pub const MAX_IN_FLIGHT: usize = 128;
+/// Read-buffer growth per read while a large frame arrives.
+const MAX_RESERVE_STEP: usize = 1 << 20;
+const INITIAL_BUFFER: usize = 8 * 1024;
+
+/// A response still being produced.
+pub type BoxFuture = Pin<Box<dyn Future<Output = ResponseBody> + Send + 'static>>;
+
+/// What a handler gives back.
+pub enum Reply {
+    /// The response, complete.
+    Now(ResponseBody),
+    /// The response once this future completes (it may wait for fsync, data, a rebalance).
+    Later(BoxFuture),
+    /// No response at all (Produce with acks=0).
+    Nothing,
+}
+
+/// Per-connection facts handlers may need.
+#[derive(Debug, Clone)]
+pub struct ConnState {
+    pub peer: SocketAddr,
+    pub client_id: Option<StrBytes>,
+    /// Cancelled when the broker shuts down; long waits end early on it.
+    pub shutdown: CancellationToken,
+}
+
+enum Outgoing {
+    Frame(Bytes),
+    Pending(JoinHandle<Option<Bytes>>),
+}
+
+/// Serves one accepted Kafka connection until the peer closes it, a protocol error closes it,
+/// or `shutdown` fires (then in-flight responses are still delivered).
+pub async fn serve_connection(
+    socket: TcpStream,
+    peer: SocketAddr,
+    ctx: Arc<Ctx>,
+    shutdown: CancellationToken,
+) {
+    if let Err(e) = socket.set_nodelay(true) {
+        debug!(%peer, "set_nodelay: {e}");
+    }
+    let (reader, writer) = socket.into_split();
+    serve(reader, writer, peer, ctx, shutdown).await;
+}
+
+/// [`serve_connection`] over any byte stream halves (tests use in-memory pipes).
+pub async fn serve<R, W>(
+    reader: R,
+    writer: W,
+    peer: SocketAddr,
+    ctx: Arc<Ctx>,
+    shutdown: CancellationToken,
+) where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let (tx, rx) = mpsc::channel(MAX_IN_FLIGHT);
+    let state = ConnState {
+        peer,
+        client_id: None,
+        shutdown,
+    };
+    tokio::join!(
+        read_loop(reader, tx, state, ctx),
+        write_loop(writer, rx, peer)
+    );
+    debug!(%peer, "kafka connection closed");
+}
+
+async fn read_loop<R: AsyncRead + Unpin>(
+    mut reader: R,
+    tx: mpsc::Sender<Outgoing>,
+    mut state: ConnState,
+    ctx: Arc<Ctx>,
+) {
+    let max = ctx.config.max_request_bytes;
+    let mut buf = BytesMut::with_capacity(INITIAL_BUFFER);
+    loop {
+        loop {
+            let size = match frame::decode_size(&buf, max) {
+                Ok(Some(size)) => size,
+                Ok(None) => break,
+                Err(e) => {
+                    warn!(peer = %state.peer, "closing Kafka connection: {e}");
+                    return;
+                }
+            };
+            let needed = frame::PREFIX_LEN + size;
+            if buf.len() < needed {
+                buf.reserve((needed - buf.len()).min(MAX_RESERVE_STEP));
+                break;
+            }
+            buf.advance(frame::PREFIX_LEN);
+            let payload = buf.split_to(size).freeze();
+            if !handle_frame(payload, &tx, &mut state, &ctx).await {
+                return;
+            }
+        }
+        if buf.capacity() == buf.len() {
+            buf.reserve(INITIAL_BUFFER);
+        }
+        let read = tokio::select! {
+            biased;
+            () = state.shutdown.cancelled() => return,
+            read = reader.read_buf(&mut buf) => read,
+        };
+        match read {
+            Ok(0) if buf.is_empty() => return,
+            Ok(0) => {
+                debug!(peer = %state.peer, pending = buf.len(), "peer closed mid-request");
+                return;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                debug!(peer = %state.peer, "read: {e}");
+                return;
+            }
+        }
+    }
+}
+
+/// Decodes and dispatches one frame; `false` closes the connection.
+async fn handle_frame(
+    payload: Bytes,
+    tx: &mpsc::Sender<Outgoing>,
+    state: &mut ConnState,
+    ctx: &Arc<Ctx>,
+) -> bool {
+    let request = match KafkaRequest::decode(payload) {
+        Ok(request) => request,
+        Err(DecodeError::UnsupportedVersion {
+            api: ApiKey::ApiVersions,
+            correlation_id,
+            version,
+        }) => {
+            debug!(peer = %state.peer, version, "ApiVersions too new, answering with v0 ranges");
+            let response = api::api_versions::unsupported(correlation_id);
+            return send_now(&response, tx, state).await;
+        }
+        Err(DecodeError::Body {
+            api,
+            version,
+            correlation_id,
+            reason,
+            ..
+        }) => {
+            let Some(body) = api::invalid_request(api, version) else {
+                warn!(peer = %state.peer, ?api, version, correlation_id,
+                    "closing Kafka connection: malformed request: {reason}");
+                return false;
+            };
+            warn!(peer = %state.peer, ?api, version, correlation_id,
+                "malformed request answered with INVALID_REQUEST: {reason}");
+            let response = KafkaResponse {
+                correlation_id,
+                version,
+                body,
+            };
+            return send_now(&response, tx, state).await;
+        }
+        Err(e) => {
+            warn!(peer = %state.peer, "closing Kafka connection: {e}");
+            return false;
+        }
+    };
+    let correlation_id = request.header.correlation_id;
+    let version = request.header.api_version;
+    if request.header.client_id.is_some() && state.client_id != request.header.client_id {
+        state.client_id.clone_from(&request.header.client_id);
+    }
+    trace!(peer = %state.peer, api = ?request.body.api(), version, correlation_id, "request");
+    match api::dispatch(ctx, state, request).await {
+        Reply::Now(body) => {
+            send_now(
+                &KafkaResponse {
+                    correlation_id,
+                    version,
+                    body,
+                },
+                tx,
+                state,
+            )
+            .await
+        }
+        Reply::Later(future) => {
+            let peer = state.peer;
+            let task = tokio::spawn(async move {
+                let body = future.await;
+                encode(
+                    &KafkaResponse {
+                        correlation_id,
+                        version,
+                        body,
+                    },
+                    peer,
+                )
+            });
+            tx.send(Outgoing::Pending(task)).await.is_ok()
+        }
+        Reply::Nothing => true,
+    }
+}
+
+async fn send_now(
+    response: &KafkaResponse,
+    tx: &mpsc::Sender<Outgoing>,
+    state: &ConnState,
+) -> bool {
+    match encode(response, state.peer) {
+        Some(frame) => tx.send(Outgoing::Frame(frame)).await.is_ok(),
+        None => false,
+    }
+}
+
+fn encode(response: &KafkaResponse, peer: SocketAddr) -> Option<Bytes> {
+    let mut out = BytesMut::new();
+    match response.encode(&mut out) {
+        Ok(()) => Some(out.freeze()),
+        Err(e) => {
+            warn!(%peer, api = ?response.body.api(), version = response.version,
+                "closing Kafka connection: response could not be encoded: {e}");
+            None
+        }
+    }
+}
+
+async fn write_loop<W: AsyncWrite + Unpin>(
+    mut writer: W,
+    mut rx: mpsc::Receiver<Outgoing>,
+    peer: SocketAddr,
+) {
+    while let Some(outgoing) = rx.recv().await {
+        let frame = match outgoing {
+            Outgoing::Frame(frame) => frame,
+            Outgoing::Pending(task) => match task.await {
+                Ok(Some(frame)) => frame,
+                Ok(None) => break,
+                Err(e) => {
+                    warn!(%peer, "closing Kafka connection: response task failed: {e}");
+                    break;
+                }
+            },
+        };
+        if let Err(e) = writer.write_all(&frame).await {
+            debug!(%peer, "write: {e}");
+            break;
+        }
+    }
+    // Dropping the receiver makes the reader stop at its next send.
+    rx.close();
+    let _ = writer.shutdown().await;
+}
