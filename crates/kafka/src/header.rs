@@ -61,16 +61,30 @@ pub fn peek_prefix(frame: &[u8]) -> Option<(i16, i16, i32)> {
     ))
 }
 
+/// ControlledShutdown, an inter-broker API removed from Kafka 4 (and from kafka-protocol):
+/// its v0 is the one request with header v0.
+const CONTROLLED_SHUTDOWN: i16 = 7;
+
+/// The request header version of `api_key` at `api_version`, if the key is known.
+pub fn request_header_version(api_key: i16, api_version: i16) -> Option<i16> {
+    match api_key {
+        CONTROLLED_SHUTDOWN => Some(if api_version == 0 { 0 } else { 1 }),
+        key => ApiKey::try_from(key)
+            .ok()
+            .map(|api| api.request_header_version(api_version)),
+    }
+}
+
 /// Decodes the header at the start of `frame`, advancing it to the request body.
 pub fn decode(frame: &mut Bytes) -> Result<KafkaRequestHeader, HeaderError> {
     let Some((api_key, api_version, correlation_id)) = peek_prefix(frame) else {
         return Err(HeaderError::Short { len: frame.len() });
     };
-    let api = ApiKey::try_from(api_key).map_err(|()| HeaderError::UnknownApiKey {
-        api_key,
-        correlation_id,
-    })?;
-    let header_version = api.request_header_version(api_version);
+    let header_version =
+        request_header_version(api_key, api_version).ok_or(HeaderError::UnknownApiKey {
+            api_key,
+            correlation_id,
+        })?;
     if header_version == 0 {
         frame.advance(8);
         return Ok(KafkaRequestHeader {
@@ -154,7 +168,7 @@ mod tests {
             match decode(&mut frame) {
                 Err(HeaderError::Short { len: l }) => assert!(l < 8 && l == len),
                 Err(HeaderError::Malformed { correlation_id, .. }) => {
-                    assert_eq!(correlation_id, peek_prefix(KCAT_API_VERSIONS).unwrap().2)
+                    assert_eq!(correlation_id, peek_prefix(KCAT_API_VERSIONS).unwrap().2);
                 }
                 // The header may end before the body: then a shorter frame still decodes.
                 Ok(h) => assert_eq!(h.client_id.as_deref(), Some("rdkafka")),

@@ -392,9 +392,9 @@ fn check_type(def: &TopicConfigDef, value: &str) -> Result<(), String> {
     }
 }
 
-fn number<T: std::str::FromStr>(def: &TopicConfigDef, value: &str, min: T) -> Result<T, String>
+fn number<T>(def: &TopicConfigDef, value: &str, min: T) -> Result<T, String>
 where
-    T: PartialOrd + std::fmt::Display + Copy,
+    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
 {
     let v: T = value
         .trim()

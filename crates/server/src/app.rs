@@ -11,6 +11,7 @@
 //! `Fn(TcpStream, SocketAddr, CancellationToken) -> impl Future<Output = ()>`.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
@@ -53,13 +54,27 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .context("opening the broker")?
         .with_context(|| format!("cannot open the broker's state in {}", data_dir.display()))?;
 
+    // The Kafka frontend's shared state (topic defaults, group coordinator, cluster id).
+    let kafka_ctx = {
+        let (broker, config) = (Arc::clone(&broker), config.kafka.clone());
+        let (host, port) = (kafka_advertised.host.clone(), kafka_advertised.port);
+        tokio::task::spawn_blocking(move || ferrymq_kafka::Ctx::new(broker, config, host, port))
+            .await
+            .context("starting the Kafka frontend")?
+            .context("cannot start the Kafka frontend")?
+    };
+
     let shutdown = Shutdown::default();
     // Frontends: one line per listener. Replace `unserved` with the frontend's handler, e.g.
     // `move |s, p, t| ferrymq_amqp::serve_connection(Arc::clone(&broker), cfg.clone(), s, p, t)`.
     // Accept loops are tracked too: the tracker cannot empty while one may still spawn.
     let tracker = shutdown.tracker.clone();
     tracker.spawn(amqp.serve(unserved("amqp"), shutdown.clone()));
-    tracker.spawn(kafka.serve(unserved("kafka"), shutdown.clone()));
+    let kafka_handler = {
+        let ctx = Arc::clone(&kafka_ctx);
+        move |s, p, t| ferrymq_kafka::serve_connection(s, p, Arc::clone(&ctx), t)
+    };
+    tracker.spawn(kafka.serve(kafka_handler, shutdown.clone()));
     let router = http::router();
     let http_handler = move |s, p, t| http::serve_connection(router.clone(), s, p, t);
     tracker.spawn(http.serve(http_handler, shutdown.clone()));
@@ -76,6 +91,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     // No connection appends any more: flush and fsync every log before unlocking the data dir.
     // A failed flush means acknowledged data may not be on disk: exit non-zero.
+    tokio::task::spawn_blocking(move || kafka_ctx.shutdown())
+        .await
+        .context("stopping the Kafka frontend")?
+        .context("flushing consumer-group offsets at shutdown")?;
     broker
         .shutdown()
         .await

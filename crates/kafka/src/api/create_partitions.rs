@@ -39,9 +39,10 @@ pub(super) fn handle(ctx: &Arc<Ctx>, request: CreatePartitionsRequest, _version:
             };
             let node = ctx.config.node_id;
             let assignments_ok = topic.assignments.as_ref().is_none_or(|a| {
-                u32::try_from(a.len()).ok() == Some(total - current)
-                    && a.iter()
-                        .all(|x| x.broker_ids.len() == 1 && x.broker_ids[0].0 == node)
+                a.is_empty()
+                    || u32::try_from(a.len()).ok() == Some(total - current)
+                        && a.iter()
+                            .all(|x| x.broker_ids.len() == 1 && x.broker_ids[0].0 == node)
             });
             if !assignments_ok {
                 results.push(fail(

@@ -45,7 +45,7 @@ pub(crate) struct ConfigEntry {
 fn builtin_defaults(ctx: &Ctx) -> StreamDefaults {
     let storage = StorageConfig::default();
     let mut builtin = crate::ctx::stream_defaults(ctx.broker(), &KafkaConfig::default());
-    builtin.segment_bytes = 1 << 30;
+    builtin.segment_bytes = storage.segment_bytes;
     builtin.fsync = storage.fsync;
     builtin.fsync_interval_ms = storage.fsync_interval_ms;
     builtin
@@ -213,7 +213,7 @@ pub(crate) fn broker_entries(ctx: &Ctx) -> Vec<ConfigEntry> {
         e(
             "log.segment.bytes",
             storage.segment_bytes.to_string(),
-            storage.segment_bytes != (1 << 30),
+            storage.segment_bytes != ds.segment_bytes,
             Int,
         ),
         e(

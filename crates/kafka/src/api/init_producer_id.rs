@@ -24,7 +24,7 @@ pub(super) fn handle(ctx: &Arc<Ctx>, request: &InitProducerIdRequest, _version: 
         return Reply::Now(ResponseBody::InitProducerId(response));
     }
     let (pid, epoch) = (request.producer_id.0, request.producer_epoch);
-    if pid >= 0 && epoch >= 0 && epoch < i16::MAX - 1 {
+    if pid >= 0 && (0..i16::MAX - 1).contains(&epoch) {
         let response = InitProducerIdResponse::default()
             .with_producer_id(ProducerId(pid))
             .with_producer_epoch(epoch + 1);

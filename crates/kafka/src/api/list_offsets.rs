@@ -70,11 +70,13 @@ pub(super) fn handle(ctx: &Arc<Ctx>, request: ListOffsetsRequest, version: i16) 
                 }
                 let ts = p.timestamp;
                 match blocking(move || lookup(&partition, ts)).await {
-                    Ok((timestamp, offset)) => partitions.push(
-                        base.with_timestamp(timestamp)
-                            .with_offset(offset)
-                            .with_leader_epoch(if offset >= 0 { 0 } else { -1 }),
-                    ),
+                    Ok((timestamp, offset)) => {
+                        let mut found = base.with_timestamp(timestamp).with_offset(offset);
+                        if version >= 4 && offset >= 0 {
+                            found.leader_epoch = 0;
+                        }
+                        partitions.push(found);
+                    }
                     Err(e) => partitions.push(base.with_error_code(error::from_core(&e).0)),
                 }
             }

@@ -89,10 +89,12 @@ pub(super) async fn handle(ctx: &Arc<Ctx>, request: MetadataRequest, version: i1
                             .streams
                             .get_by_id(ferrymq_core::stream::StreamId(*id.as_bytes()));
                         if found.is_none() {
+                            // The name is nullable only from v12.
+                            let name = (version < 12).then(|| TopicName(s(String::new())));
                             topics_out.push(
                                 MetadataResponseTopic::default()
                                     .with_error_code(code::UNKNOWN_TOPIC_ID)
-                                    .with_name(None)
+                                    .with_name(name)
                                     .with_topic_id(id),
                             );
                         }
@@ -120,10 +122,11 @@ pub(super) async fn handle(ctx: &Arc<Ctx>, request: MetadataRequest, version: i1
                         }
                     }
                     (None, None) => {
+                        let name = (version < 12).then(|| TopicName(s(String::new())));
                         topics_out.push(
                             MetadataResponseTopic::default()
                                 .with_error_code(code::INVALID_REQUEST)
-                                .with_name(None),
+                                .with_name(name),
                         );
                         None
                     }

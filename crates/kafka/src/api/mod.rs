@@ -69,7 +69,7 @@ pub async fn dispatch(ctx: &Arc<Ctx>, conn: &ConnState, request: KafkaRequest) -
         RequestBody::SyncGroup(r) => sync_group::handle(ctx, r, v),
         RequestBody::Heartbeat(r) => heartbeat::handle(ctx, &r, v),
         RequestBody::LeaveGroup(r) => leave_group::handle(ctx, &r, v),
-        RequestBody::OffsetCommit(r) => offset_commit::handle(ctx, r, v),
+        RequestBody::OffsetCommit(r) => offset_commit::handle(ctx, &r, v),
         RequestBody::OffsetFetch(r) => offset_fetch::handle(ctx, &r, v),
         RequestBody::DescribeGroups(r) => describe_groups::handle(ctx, &r, v),
         RequestBody::ListGroups(r) => list_groups::handle(ctx, &r, v),

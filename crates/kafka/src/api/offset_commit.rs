@@ -19,7 +19,7 @@ use crate::connection::Reply;
 use crate::error::{self, code};
 use crate::message::ResponseBody;
 
-pub(super) fn handle(ctx: &Arc<Ctx>, request: OffsetCommitRequest, _version: i16) -> Reply {
+pub(super) fn handle(ctx: &Arc<Ctx>, request: &OffsetCommitRequest, _version: i16) -> Reply {
     let now = now_ms();
     // (topic, partition, Err(code) | Ok(value)) in request order.
     let mut plan = Vec::new();

@@ -18,13 +18,16 @@ use crate::message::ResponseBody;
 
 type Fetched = Vec<(String, i32, Option<CommittedOffset>)>;
 
-fn fetch(ctx: &Ctx, group: &str, topics: Option<Vec<(String, Vec<i32>)>>) -> Fetched {
-    ctx.groups.fetch_offsets(group, topics.as_deref())
+fn fetch(ctx: &Ctx, group: &str, topics: Option<&[(String, Vec<i32>)]>) -> Fetched {
+    ctx.groups.fetch_offsets(group, topics)
 }
 
+/// One topic's partitions and their committed offsets.
+type TopicRows = (String, Vec<(i32, Option<CommittedOffset>)>);
+
 /// Groups consecutive rows by topic.
-fn by_topic(rows: Fetched) -> Vec<(String, Vec<(i32, Option<CommittedOffset>)>)> {
-    let mut out: Vec<(String, Vec<(i32, Option<CommittedOffset>)>)> = Vec::new();
+fn by_topic(rows: Fetched) -> Vec<TopicRows> {
+    let mut out: Vec<TopicRows> = Vec::new();
     for (topic, partition, offset) in rows {
         match out.last_mut() {
             Some((t, parts)) if *t == topic => parts.push((partition, offset)),
@@ -47,12 +50,12 @@ pub(super) fn handle(ctx: &Arc<Ctx>, request: &OffsetFetchRequest, version: i16)
             .groups
             .iter()
             .map(|g| {
-                let topics = g.topics.as_ref().map(|ts| {
+                let topics: Option<Vec<(String, Vec<i32>)>> = g.topics.as_ref().map(|ts| {
                     ts.iter()
                         .map(|t| (t.name.to_string(), t.partition_indexes.clone()))
                         .collect()
                 });
-                let rows = by_topic(fetch(ctx, &g.group_id, topics));
+                let rows = by_topic(fetch(ctx, &g.group_id, topics.as_deref()));
                 let topics = rows
                     .into_iter()
                     .map(|(topic, parts)| {
@@ -79,12 +82,12 @@ pub(super) fn handle(ctx: &Arc<Ctx>, request: &OffsetFetchRequest, version: i16)
             .collect();
         OffsetFetchResponse::default().with_groups(groups)
     } else {
-        let topics = request.topics.as_ref().map(|ts| {
+        let topics: Option<Vec<(String, Vec<i32>)>> = request.topics.as_ref().map(|ts| {
             ts.iter()
                 .map(|t| (t.name.to_string(), t.partition_indexes.clone()))
                 .collect()
         });
-        let rows = by_topic(fetch(ctx, &request.group_id, topics));
+        let rows = by_topic(fetch(ctx, &request.group_id, topics.as_deref()));
         let topics = rows
             .into_iter()
             .map(|(topic, parts)| {

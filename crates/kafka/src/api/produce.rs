@@ -96,8 +96,8 @@ fn append_one(
     records: Option<Bytes>,
     acks: i16,
     version: i16,
-) -> Result<(Arc<Partition>, ferrymq_core::stream::Appended), PartitionProduceResponse> {
-    let fail = |c: i16, m: String| failed(index, c, Some(m));
+) -> Result<(Arc<Partition>, ferrymq_core::stream::Appended), Box<PartitionProduceResponse>> {
+    let fail = |c: i16, m: String| Box::new(failed(index, c, Some(m)));
     let partition = u32::try_from(index)
         .ok()
         .and_then(|i| stream.partition(i))
@@ -179,7 +179,7 @@ pub(super) async fn handle(ctx: &Arc<Ctx>, request: ProduceRequest, version: i16
                                     i64::try_from(appended.log_start_offset).unwrap_or(0),
                                 )
                         }
-                        Err(response) => response,
+                        Err(response) => *response,
                     }
                 }
             };

@@ -135,29 +135,8 @@ impl Default for AmqpConfig {
     }
 }
 
-/// `[kafka]`: the Kafka listener and the address it advertises in metadata.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct KafkaConfig {
-    pub listen: SocketAddr,
-    /// `HOST:PORT` or `HOST` (then the bound port) that clients are told to connect to.
-    /// Empty: derived from the bound address, see [`crate::advertised::resolve`].
-    pub advertised: String,
-    pub max_connections: usize,
-    /// Larger requests are refused before any of their bytes are buffered.
-    pub max_request_bytes: u32,
-}
-
-impl Default for KafkaConfig {
-    fn default() -> Self {
-        Self {
-            listen: SocketAddr::from(([0, 0, 0, 0], 9092)),
-            advertised: String::new(),
-            max_connections: 10_000,
-            max_request_bytes: 100 << 20,
-        }
-    }
-}
+/// `[kafka]`: the Kafka frontend's section, owned by the `ferrymq-kafka` crate.
+pub use ferrymq_kafka::KafkaConfig;
 
 /// `[http]`: the HTTP admin listener (`GET /healthz`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -58,6 +58,15 @@ impl Config {
         if self.kafka.max_request_bytes < 1024 {
             return invalid("kafka.max_request_bytes", "must be at least 1024");
         }
+        if self.kafka.num_partitions == 0 || self.kafka.num_partitions > 10_000 {
+            return invalid("kafka.num_partitions", "must be between 1 and 10000");
+        }
+        if self.kafka.group_min_session_timeout_ms > self.kafka.group_max_session_timeout_ms {
+            return invalid(
+                "kafka.group_min_session_timeout_ms",
+                "must not exceed kafka.group_max_session_timeout_ms",
+            );
+        }
         if !self.kafka.advertised.is_empty()
             && let Err(reason) = advertised::parse(&self.kafka.advertised)
         {
