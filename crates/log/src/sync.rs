@@ -2,10 +2,14 @@
 //!
 //! `sync_to` callers elect one leader at a time. The leader reads the committed end and the
 //! active file under the state lock, drops the lock, runs one `fdatasync`, and then marks
-//! everything up to that end durable and wakes the waiters. Callers that arrived during the
-//! sync are covered by it when their offsets were written before it started, and otherwise
-//! elect the next leader, so N concurrent appenders cost about one fsync per round, not N.
-//! Appends never wait for a sync: the writer lock is not held while it runs.
+//! everything up to that end durable. Callers arriving during that sync either are covered by
+//! it (their offsets were committed before it started) or wait for the next one, so N
+//! concurrent appenders cost about one fsync per round, not N. Appends never wait for a sync:
+//! the writer lock is not held while it runs.
+//!
+//! Wake-ups are targeted, which matters with many appenders on few cores: syncs are numbered,
+//! waiters sleep on the condvar of the sync that will cover them (two alternate), a finished
+//! sync wakes only its own waiters, and exactly one waiter of the next round to lead it.
 //!
 //! Segments other than the active one are synced by the roll that sealed them (before the
 //! next segment's file exists), so syncing the active file covers every committed offset.
@@ -24,7 +28,14 @@ struct Poison {
 }
 
 struct State {
+    /// Whether sync number `round` is running.
     syncing: bool,
+    /// Number of the running (or, when idle, the next) sync.
+    round: u64,
+    /// Committed end the running sync covers.
+    target: u64,
+    /// Callers waiting for the sync after the running one.
+    queued: usize,
     durable: u64,
     file: Arc<File>,
     path: PathBuf,
@@ -34,7 +45,8 @@ struct State {
 pub(crate) struct Durability {
     dir: PathBuf,
     state: Mutex<State>,
-    done: Condvar,
+    /// Waiters of even and odd rounds.
+    rounds: [Condvar; 2],
     durable: AtomicU64,
     fsyncs: AtomicU64,
     poison: OnceLock<Poison>,
@@ -52,12 +64,15 @@ impl Durability {
             dir,
             state: Mutex::new(State {
                 syncing: false,
+                round: 0,
+                target: durable,
+                queued: 0,
                 durable,
                 file,
                 path,
                 last_flush: Instant::now(),
             }),
-            done: Condvar::new(),
+            rounds: [Condvar::new(), Condvar::new()],
             durable: AtomicU64::new(durable),
             fsyncs: AtomicU64::new(0),
             poison: OnceLock::new(),
@@ -95,7 +110,7 @@ impl Durability {
         });
         // Wake waiters so they see the poison instead of waiting for a sync that never comes.
         drop(self.lock());
-        self.done.notify_all();
+        self.rounds.iter().for_each(Condvar::notify_all);
         self.poisoned(poison)
     }
 
@@ -149,32 +164,56 @@ impl Durability {
         loop {
             self.check()?;
             if state.durable >= offset {
+                if !state.syncing && state.queued > 0 {
+                    // This thread may have been woken to lead the next round but needs no
+                    // sync (a roll made it durable): pass the turn on, or the queue stalls.
+                    self.condvar(state.round).notify_one();
+                }
                 return Ok(());
             }
             if !state.syncing {
                 break;
             }
-            state = self
-                .done
-                .wait(state)
-                .unwrap_or_else(PoisonError::into_inner);
+            // Covered by the running sync, or queued for the one after it.
+            let covered = offset <= state.target;
+            let round = if covered {
+                state.round
+            } else {
+                state.round + 1
+            };
+            state.queued += usize::from(!covered);
+            let condvar = self.condvar(round);
+            state = condvar.wait(state).unwrap_or_else(PoisonError::into_inner);
+            state.queued -= usize::from(!covered);
         }
         // Lead. The writer swaps `file` under this lock before writing to a new segment, so
         // the pair read here is consistent: every offset below `target` is in `file` or in a
         // segment its roll already synced.
         state.syncing = true;
-        let target = next.load(Ordering::Acquire);
+        state.target = next.load(Ordering::Acquire);
         let (file, path) = (Arc::clone(&state.file), state.path.clone());
         drop(state);
         let result = self.sync_file(&file, &path);
         let mut state = self.lock();
+        let round = state.round;
         state.syncing = false;
+        state.round += 1;
         if result.is_ok() {
+            let target = state.target;
             self.mark_durable(&mut state, target);
         }
+        let queued = state.queued > 0;
         drop(state);
-        self.done.notify_all();
+        self.condvar(round).notify_all();
+        if queued {
+            // One of them leads the next round; the rest sleep until it finishes.
+            self.condvar(round + 1).notify_one();
+        }
         result
+    }
+
+    fn condvar(&self, round: u64) -> &Condvar {
+        &self.rounds[usize::from(round % 2 == 1)]
     }
 
     /// Whether an `Interval(every)` flush is due at `now`.
@@ -254,5 +293,39 @@ mod tests {
             text.contains("fsync failed earlier") && text.contains("injected"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_woken_waiter_made_durable_by_a_roll_passes_the_turn_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = Arc::new(durability(dir.path()));
+        let next = Arc::new(AtomicU64::new(1));
+        d.slow_syncs_ms.store(150, Ordering::Relaxed);
+        let (done, finished) = std::sync::mpsc::channel();
+        // Detached threads: a stalled one must fail the test, not hang it.
+        let waiter = |offset: u64| {
+            let (d, next, done) = (Arc::clone(&d), Arc::clone(&next), done.clone());
+            std::thread::spawn(move || {
+                d.sync_to(offset, &next).unwrap();
+                done.send(offset).unwrap();
+            });
+        };
+        waiter(1); // leads a slow round covering offset 1
+        std::thread::sleep(Duration::from_millis(30));
+        next.store(3, Ordering::Release);
+        waiter(2); // queued behind the running round, first in line
+        std::thread::sleep(Duration::from_millis(20));
+        waiter(3); // queued too
+        std::thread::sleep(Duration::from_millis(20));
+        // A roll synced through offset 2 meanwhile: the first queued waiter, woken to lead the
+        // next round, finds itself durable.
+        let file = Arc::new(File::open(dir.path().join("f")).unwrap());
+        d.rolled(file, dir.path().join("f"), 2);
+        for _ in 0..3 {
+            finished
+                .recv_timeout(Duration::from_secs(10))
+                .expect("queued waiter stalled");
+        }
+        assert_eq!(d.durable_offset(), 3);
     }
 }

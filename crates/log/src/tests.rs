@@ -692,3 +692,36 @@ fn appends_and_reads_continue_while_a_sync_is_in_flight() {
     });
     assert!(log.durable_offset() >= 1);
 }
+
+#[test]
+fn group_commit_never_stalls_when_rolls_make_waiters_durable() {
+    // Rolls sync sealed segments outside the sync rounds, so a waiter woken to lead the next
+    // round may find nothing left to sync; the turn must pass on or the others sleep forever.
+    let dir = tempfile::tempdir().unwrap();
+    let log = std::sync::Arc::new(open(dir.path(), small()));
+    let (done, finished) = std::sync::mpsc::channel();
+    for t in 0..8u8 {
+        let (log, done) = (std::sync::Arc::clone(&log), done.clone());
+        std::thread::spawn(move || {
+            for _ in 0..150 {
+                let parts: &[&[u8]] = &[&[t; 40]];
+                let appended = log
+                    .append(&[Entry {
+                        timestamp: 0,
+                        span: 1,
+                        parts,
+                    }])
+                    .unwrap();
+                log.sync_to(appended.next_offset).unwrap();
+            }
+            done.send(()).unwrap();
+        });
+    }
+    for _ in 0..8 {
+        finished
+            .recv_timeout(Duration::from_secs(60))
+            .expect("a sync_to caller stalled");
+    }
+    assert_eq!(log.durable_offset(), 8 * 150);
+    assert!(log.segments().len() > 20, "rolls happened");
+}

@@ -50,9 +50,25 @@ impl Writer {
         self.position == SEGMENT_HEADER_LEN as u64
     }
 
+    /// Whether the active segment is older than `segment_age` (read once per append call:
+    /// the clock is not free).
+    fn aged(&self, config: &LogConfig) -> bool {
+        let first = self.first_write;
+        config
+            .segment_age
+            .is_some_and(|age| first.is_some_and(|t| t.elapsed() >= age))
+    }
+
     /// Whether an entry of `record` bytes starting at `position` (with `next` offsets so far)
     /// must go to a new segment.
-    fn must_roll(&self, position: u64, next: u64, record: u64, config: &LogConfig) -> bool {
+    fn must_roll(
+        &self,
+        position: u64,
+        next: u64,
+        record: u64,
+        aged: bool,
+        config: &LogConfig,
+    ) -> bool {
         let end = position + record;
         if end > self.active.capacity() {
             return true;
@@ -60,13 +76,7 @@ impl Writer {
         if position == SEGMENT_HEADER_LEN as u64 {
             return false;
         }
-        let aged = |age| {
-            self.first_write
-                .is_some_and(|t: Instant| t.elapsed() >= age)
-        };
-        end > config.roll_bytes()
-            || config.segment_age.is_some_and(aged)
-            || next - self.active.base > u64::from(u32::MAX)
+        aged || end > config.roll_bytes() || next - self.active.base > u64::from(u32::MAX)
     }
 }
 
@@ -131,10 +141,11 @@ impl Log {
         let base_offset = w.next;
         let mut headers = std::mem::take(&mut w.headers);
         let (mut group, mut position, mut next, mut max_ts) = (0, w.position, w.next, i64::MIN);
+        let mut aged = w.aged(&config);
         for (i, entry) in entries.iter().enumerate() {
             let len = entry.payload_len();
             let record = ENTRY_HEADER_LEN as u64 + len;
-            if w.must_roll(position, next, record, &config) {
+            if w.must_roll(position, next, record, aged, &config) {
                 if i > group {
                     self.write_group(w, &entries[group..i], &headers, position, next, max_ts)?;
                     headers.clear();
@@ -142,7 +153,7 @@ impl Log {
                     max_ts = i64::MIN;
                 }
                 self.roll_segment(w, &config, record)?;
-                (position, next) = (w.position, w.next);
+                (position, next, aged) = (w.position, w.next, false);
             }
             // Lengths are checked against max_entry_bytes < u32::MAX above.
             let len32 = u32::try_from(len).unwrap_or(u32::MAX);
