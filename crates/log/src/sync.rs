@@ -204,11 +204,12 @@ impl Durability {
         }
         let queued = state.queued > 0;
         drop(state);
-        self.condvar(round).notify_all();
         if queued {
-            // One of them leads the next round; the rest sleep until it finishes.
+            // One of them leads the next round (woken first, so the disk idles least); the
+            // rest sleep until it finishes.
             self.condvar(round + 1).notify_one();
         }
+        self.condvar(round).notify_all();
         result
     }
 
