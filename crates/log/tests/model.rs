@@ -271,7 +271,7 @@ fn run(dir: &Path, ops: Vec<Op>) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
 
     #[test]
     fn log_agrees_with_model(ops in prop::collection::vec(op(), 1..60)) {
