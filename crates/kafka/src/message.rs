@@ -150,8 +150,9 @@ impl KafkaRequest {
             correlation_id,
             reason,
         };
-        bounds::walk(header.api_key, version, &frame)
+        let walked = bounds::walk(header.api_key, version, &frame)
             .map_err(|e| body_error(&header, e.to_string()))?;
+        let len = frame.len();
         let body = RequestBody::decode(api, version, &mut frame)
             .ok_or_else(|| DecodeError::UnsupportedVersion {
                 api,
@@ -159,6 +160,13 @@ impl KafkaRequest {
                 correlation_id,
             })?
             .map_err(|reason| body_error(&header, reason))?;
+        // The walk vouches only for the layout it followed: if the decoder read a different
+        // amount, the two disagree about this request and it is refused.
+        let decoded = len - frame.len();
+        if decoded != walked {
+            let reason = format!("layout check read {walked} bytes, decoder {decoded}");
+            return Err(body_error(&header, reason));
+        }
         Ok(Self { header, body })
     }
 }

@@ -459,9 +459,13 @@ impl Coordinator {
             g.leader = Some(new_id.clone());
         }
         g.statics.insert(instance, new_id.clone());
-        if g.state == GroupState::Stable && !changed && !was_leader {
+        if g.state == GroupState::Stable && !changed {
+            // As Kafka (KIP-345): a static member coming back with the same subscription
+            // keeps its assignment; a returning leader is told to skip assigning (KIP-814).
             self.persist_group(g);
-            return Pending::Ready(current_join_response(g, &new_id));
+            let mut response = current_join_response(g, &new_id);
+            response.skip_assignment = was_leader;
+            return Pending::Ready(response);
         }
         let (tx, rx) = oneshot::channel();
         if let Some(member) = g.member_mut(&new_id) {
@@ -1021,5 +1025,6 @@ fn current_join_response(g: &Group, member_id: &str) -> JoinResponse {
         leader,
         member_id: member_id.to_owned(),
         members,
+        skip_assignment: false,
     }
 }

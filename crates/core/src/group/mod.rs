@@ -62,6 +62,8 @@ pub struct JoinResponse {
     pub member_id: String,
     /// Every member, for the leader only.
     pub members: Vec<JoinedMember>,
+    /// The leader rejoined a stable group and must keep the current assignment (KIP-814).
+    pub skip_assignment: bool,
 }
 
 impl JoinResponse {
@@ -74,6 +76,7 @@ impl JoinResponse {
             leader: String::new(),
             member_id,
             members: Vec::new(),
+            skip_assignment: false,
         }
     }
 }

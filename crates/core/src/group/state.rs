@@ -406,6 +406,7 @@ impl Group {
                 } else {
                     Vec::new()
                 },
+                skip_assignment: false,
             });
         }
         true

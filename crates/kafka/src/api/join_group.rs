@@ -47,6 +47,7 @@ fn encode(r: JoinResponse, version: i16) -> ResponseBody {
             .with_protocol_name(protocol_name)
             .with_leader(s(r.leader))
             .with_member_id(s(r.member_id))
+            .with_skip_assignment(version >= 9 && r.skip_assignment)
             .with_members(members),
     )
 }
