@@ -446,7 +446,6 @@ impl Coordinator {
         if let Some(w) = member.sync_waiter.take() {
             let _ = w.send(SyncResponse::error(fenced));
         }
-        let changed = member.protocols != req.protocols;
         member.id.clone_from(&new_id);
         member.protocols.clone_from(&req.protocols);
         member.client_id.clone_from(&req.client_id);
@@ -459,6 +458,9 @@ impl Coordinator {
             g.leader = Some(new_id.clone());
         }
         g.statics.insert(instance, new_id.clone());
+        // Kafka compares only the protocol the group would select next: a restarted member's
+        // metadata (e.g. the partitions it owned) may differ without it mattering.
+        let changed = g.select_protocol() != g.protocol;
         if g.state == GroupState::Stable && !changed {
             // As Kafka (KIP-345): a static member coming back with the same subscription
             // keeps its assignment; a returning leader is told to skip assigning (KIP-814).

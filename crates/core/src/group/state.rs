@@ -265,7 +265,7 @@ impl Group {
     }
 
     /// The protocol all members support with the most first-choice votes.
-    fn select_protocol(&self) -> Option<String> {
+    pub fn select_protocol(&self) -> Option<String> {
         let first = self.members.first()?;
         let candidates: Vec<&String> = first
             .protocols
