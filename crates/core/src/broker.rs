@@ -97,6 +97,16 @@ impl Broker {
             .cloned()
     }
 
+    /// Every vhost (a snapshot).
+    pub fn vhosts(&self) -> Vec<Arc<VHost>> {
+        self.vhosts
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect()
+    }
+
     /// The vhost whose streams the Kafka listener serves.
     pub fn kafka_vhost(&self) -> Result<Arc<VHost>, Error> {
         self.vhost(&self.config.kafka_vhost)

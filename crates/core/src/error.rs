@@ -5,6 +5,21 @@ use std::path::PathBuf;
 use crate::group::GroupError;
 use crate::stream::batch::BatchError;
 use crate::stream::producer::SequenceError;
+/// The kind of a named broker object, for error messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResourceKind {
+    Exchange,
+    Queue,
+}
+
+impl std::fmt::Display for ResourceKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Exchange => "exchange",
+            Self::Queue => "queue",
+        })
+    }
+}
 
 /// Everything a core operation can refuse or fail with.
 #[derive(Debug, thiserror::Error)]
@@ -85,4 +100,86 @@ pub enum Error {
     /// A consumer-group operation was refused.
     #[error(transparent)]
     Group(#[from] GroupError),
+    // ---- exchanges, queues, bindings, consumers (AMQP maps these at its edge) ----
+    /// A named exchange or queue that does not exist.
+    #[error("no {kind} '{name}' in vhost '{vhost}'")]
+    NotFound {
+        kind: ResourceKind,
+        name: String,
+        vhost: String,
+    },
+    /// A redeclaration whose properties or arguments differ from the existing object's.
+    #[error(
+        "inequivalent arg '{arg}' for {kind} '{name}' in vhost '{vhost}': received {received} \
+         but current is {current}"
+    )]
+    Inequivalent {
+        kind: ResourceKind,
+        name: String,
+        vhost: String,
+        arg: String,
+        received: String,
+        current: String,
+    },
+    /// Creating an object whose name starts with `amq.`.
+    #[error("{kind} name '{name}' contains reserved prefix 'amq.*'")]
+    ReservedName { kind: ResourceKind, name: String },
+    /// An exclusive queue used from a connection that does not own it.
+    #[error(
+        "cannot obtain exclusive access to locked queue '{name}' in vhost '{vhost}'. It could \
+         be originally declared on another connection or the exclusive property value does not \
+         match that of the original declaration."
+    )]
+    ResourceLocked { name: String, vhost: String },
+    /// Deleting with if-unused an object that has consumers or bindings.
+    #[error("{kind} '{name}' in vhost '{vhost}' in use")]
+    InUse {
+        kind: ResourceKind,
+        name: String,
+        vhost: String,
+    },
+    /// Deleting with if-empty a queue that holds messages.
+    #[error("queue '{name}' in vhost '{vhost}' not empty")]
+    NotEmpty { name: String, vhost: String },
+    /// An `x-` argument of the wrong type or out of range.
+    #[error("invalid arg '{arg}' for {kind} '{name}' in vhost '{vhost}': {reason}")]
+    InvalidArgument {
+        kind: ResourceKind,
+        name: String,
+        vhost: String,
+        arg: String,
+        reason: String,
+    },
+    /// Binding arguments an exchange type refuses (headers `x-match`).
+    #[error("{reason}")]
+    InvalidBinding { reason: String },
+    #[error("unknown exchange type '{kind}'")]
+    UnknownExchangeType { kind: String },
+    /// A consumer asked for exclusivity on a queue that has consumers, or the reverse.
+    #[error("queue '{name}' in vhost '{vhost}' in exclusive use")]
+    ExclusiveConsumer { name: String, vhost: String },
+    /// A consumer tag already used on the same channel.
+    #[error("attempt to reuse consumer tag '{tag}'")]
+    DuplicateConsumerTag { tag: String },
+    /// An operation the object's rules forbid (default exchange, internal exchange, ...).
+    #[error("{reason}")]
+    AccessRefused { reason: String },
+    /// A request inconsistent with the broker's state or rules.
+    #[error("{reason}")]
+    PreconditionFailed { reason: String },
+    /// A message property the broker refuses (expiration, delivery mode, CC/BCC).
+    #[error(transparent)]
+    InvalidProperty(#[from] crate::message::PropertyError),
+    /// A feature the broker does not offer through this path.
+    #[error("{feature} is not supported")]
+    Unsupported { feature: String },
+    /// Credentials that do not match a configured user.
+    #[error("login refused for user '{user}'")]
+    LoginRefused { user: String },
+    /// A user connecting from where it may not (guest from a remote address).
+    #[error("user '{user}' can only connect via localhost")]
+    LoopbackOnly { user: String },
+    /// A user without permission for a vhost.
+    #[error("access to vhost '{vhost}' refused for user '{user}'")]
+    VhostAccessRefused { vhost: String, user: String },
 }

@@ -29,16 +29,20 @@
 //! - std `Mutex`/`RwLock` guard short sections that never `.await`; nothing blocking (fsync)
 //!   runs on a runtime worker.
 
+pub mod auth;
 mod broker;
 mod config;
 mod error;
+pub mod exchange;
 pub mod group;
 pub mod layout;
+pub mod message;
+pub mod queue;
 pub mod store;
 pub mod stream;
 mod vhost;
 
 pub use broker::Broker;
 pub use config::{BrokerConfig, FsyncMode, StorageConfig};
-pub use error::Error;
+pub use error::{Error, ResourceKind};
 pub use vhost::VHost;

@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use crate::exchange::Exchanges;
+use crate::queue::Queues;
 use crate::stream::Streams;
 
 /// One namespace. Exchanges, queues and streams of different vhosts never see each other.
@@ -9,11 +11,20 @@ use crate::stream::Streams;
 pub struct VHost {
     name: String,
     streams: Arc<Streams>,
+    /// Exchanges and their bindings (see `exchange`).
+    pub(crate) exchanges: Exchanges,
+    /// Classic queues (see `queue`).
+    pub(crate) queues: Queues,
 }
 
 impl VHost {
     pub(crate) fn new(name: String, streams: Arc<Streams>) -> Self {
-        Self { name, streams }
+        Self {
+            exchanges: Exchanges::with_defaults(&name),
+            queues: Queues::default(),
+            name,
+            streams,
+        }
     }
 
     /// The vhost's streams (for the Kafka vhost: its topics).

@@ -1,0 +1,143 @@
+//! The part of a channel that queues touch: delivery tags, unacknowledged deliveries, and
+//! the [`DeliverySink`] through which queues hand it messages.
+//!
+//! # Invariants
+//! - A delivery tag is assigned and the delivery queued on the outbox under one lock, so
+//!   tags reach the client in increasing order.
+//! - Every ack-mode delivery is in `unacked` from the moment it is handed over until the
+//!   client settles it or the channel closes (then it is requeued).
+//! - Methods here run under a queue's lock (`deliver`) or with no queue lock at all; they
+//!   never call into a queue.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use amq_protocol::protocol::{AMQPClass, basic};
+use bytes::BytesMut;
+use ferrymq_core::queue::{Consumer, Delivery, DeliverySink, Entry, Queue};
+
+use crate::codec::method::encode_method;
+use crate::connection::outbox::{OutDelivery, Outbox};
+
+/// A delivery the client has not settled yet.
+#[derive(Debug)]
+pub struct Unacked {
+    pub queue: Arc<Queue>,
+    /// `None` for basic.get deliveries (they hold no consumer credit).
+    pub consumer: Option<Arc<Consumer>>,
+    pub entry: Entry,
+}
+
+#[derive(Debug, Default)]
+pub struct Deliveries {
+    pub next_tag: u64,
+    pub unacked: BTreeMap<u64, Unacked>,
+}
+
+impl Deliveries {
+    pub fn next_tag(&mut self) -> u64 {
+        self.next_tag += 1;
+        self.next_tag
+    }
+}
+
+/// Shared between a channel (owned by its connection's reader) and the queues feeding it.
+#[derive(Debug)]
+pub struct ChannelShared {
+    pub id: u16,
+    pub outbox: Arc<Outbox>,
+    deliveries: Mutex<Deliveries>,
+    pub closed: Arc<AtomicBool>,
+    /// The client understands broker-initiated basic.cancel.
+    cancel_notify: bool,
+    /// Consumers the broker cancelled (queue deleted), for the channel to forget.
+    server_cancelled: Mutex<Vec<Arc<Consumer>>>,
+}
+
+impl ChannelShared {
+    pub fn new(id: u16, outbox: Arc<Outbox>, cancel_notify: bool) -> Arc<Self> {
+        Arc::new(Self {
+            id,
+            outbox,
+            deliveries: Mutex::new(Deliveries::default()),
+            closed: Arc::new(AtomicBool::new(false)),
+            cancel_notify,
+            server_cancelled: Mutex::new(Vec::new()),
+        })
+    }
+
+    pub fn deliveries(&self) -> MutexGuard<'_, Deliveries> {
+        self.deliveries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Consumers the broker cancelled since the last call.
+    pub fn take_server_cancelled(&self) -> Vec<Arc<Consumer>> {
+        std::mem::take(
+            &mut *self
+                .server_cancelled
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+}
+
+impl DeliverySink for ChannelShared {
+    fn deliver(&self, delivery: Delivery) {
+        let Delivery {
+            queue,
+            consumer,
+            entry,
+        } = delivery;
+        let mut d = self.deliveries();
+        let tag = d.next_tag();
+        let out = OutDelivery {
+            channel: self.id,
+            channel_closed: self.closed.clone(),
+            consumer: consumer.clone(),
+            delivery_tag: tag,
+            redelivered: entry.redelivered,
+            message: entry.message.clone(),
+        };
+        if !consumer.spec.no_ack {
+            d.unacked.insert(
+                tag,
+                Unacked {
+                    queue,
+                    consumer: Some(consumer),
+                    entry,
+                },
+            );
+        }
+        self.outbox.push_delivery(out);
+    }
+
+    fn flush(&self) {
+        self.outbox.wake();
+    }
+
+    fn cancelled(&self, consumer: &Arc<Consumer>) {
+        self.server_cancelled
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(consumer.clone());
+        if self.cancel_notify && !self.is_closed() {
+            let mut out = BytesMut::new();
+            encode_method(
+                self.id,
+                &AMQPClass::Basic(basic::AMQPMethod::Cancel(basic::Cancel {
+                    consumer_tag: consumer.tag().into(),
+                    nowait: true,
+                })),
+                &mut out,
+            );
+            self.outbox.push_frames(out.freeze());
+        }
+    }
+}

@@ -1,0 +1,53 @@
+//! `[amqp]`: the AMQP listener, what it offers in connection.tune, users, and limits.
+
+use std::net::SocketAddr;
+
+use ferrymq_core::auth::UserConfig;
+use serde::{Deserialize, Serialize};
+
+/// The AMQP frontend's configuration (the server composes it as the `[amqp]` section).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AmqpConfig {
+    pub listen: SocketAddr,
+    /// Further clients wait in the kernel's accept backlog until a connection closes.
+    pub max_connections: usize,
+    /// Heartbeat timeout proposed to clients, in seconds; 0 disables heartbeats.
+    pub heartbeat: u16,
+    /// Largest frame, in bytes, a client may send or be sent.
+    pub frame_max: u32,
+    /// Highest channel number a client may open.
+    pub channel_max: u16,
+    /// Users and the vhosts they may open. The default is RabbitMQ's: guest/guest on `/`.
+    pub users: Vec<UserConfig>,
+    /// Users that may only connect from a loopback address (RabbitMQ's `loopback_users`).
+    pub loopback_users: Vec<String>,
+    /// Publishers are blocked (connection.blocked) while messages held by queues take more
+    /// than this many bytes. 0: 40% of physical memory, as RabbitMQ's default watermark.
+    pub memory_high_watermark: u64,
+    /// Largest message body accepted (RabbitMQ's `max_message_size`), in bytes.
+    pub max_message_size: u64,
+    /// Deliveries a consumer may have queued for its socket before the queue moves on to
+    /// other consumers (credit returned as they are written).
+    pub consumer_window: u32,
+    /// Seconds a client has to send its protocol header and complete the handshake.
+    pub handshake_timeout: u64,
+}
+
+impl Default for AmqpConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 5672)),
+            max_connections: 10_000,
+            heartbeat: 60,
+            frame_max: 131_072,
+            channel_max: 2_047,
+            users: vec![UserConfig::new("guest", "guest", &["/"])],
+            loopback_users: vec!["guest".to_owned()],
+            memory_high_watermark: 0,
+            max_message_size: 128 * 1024 * 1024,
+            consumer_window: 1_000,
+            handshake_timeout: 10,
+        }
+    }
+}

@@ -1,0 +1,644 @@
+//! One AMQP connection, from the protocol header to the last close-ok.
+//!
+//! ```text
+//! socket ─read─> reader (this task): frames -> handshake / channel state machines -> core
+//!                   │ replies, confirms (encoded)            queues (deliveries, credit)
+//!                   v                                              │
+//!                outbox (FIFO) <───────────────────────────────────┘
+//!                   │
+//! socket <─write─ writer task: encodes deliveries, heartbeats when idle, gives credit back
+//! ```
+//!
+//! # Invariants
+//! - Only this task reads the socket and owns the channels; queues reach a channel only
+//!   through its [`crate::channel::shared::ChannelShared`].
+//! - Frames are size-checked from their header (4096 before tune-ok, then frame_max).
+//! - Whatever ends the connection (close, error, peer gone, shutdown), every channel is
+//!   cleaned up (unacked messages requeued) and exclusive queues are deleted.
+
+pub mod handshake;
+pub mod outbox;
+pub mod session;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use amq_protocol::protocol::{AMQPClass, channel, connection};
+use bytes::BytesMut;
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedReadHalf;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::channel::{Channel, ChannelState};
+use crate::codec::frame::{AmqpFrame, FRAME_MIN_SIZE, FrameError, FrameKind};
+use crate::codec::method::{MethodError, decode_method, encode_method, peek_ids};
+use crate::context::AmqpContext;
+use crate::error::{AmqpError, ReplyCode};
+use handshake::{AuthFailure, ClientInfo, PROTOCOL_HEADER, Tuned};
+use outbox::Outbox;
+use session::Session;
+
+/// How long a peer that was sent connection.close has to answer close-ok.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long the writer gets to flush after the connection ends.
+const WRITER_DRAIN: Duration = Duration::from_secs(5);
+/// Durability confirmations waiting for the reader, per connection.
+const DURABLE_EVENTS: usize = 1024;
+
+/// Serves one accepted AMQP connection until it closes.
+pub async fn serve_connection(
+    socket: TcpStream,
+    peer: SocketAddr,
+    ctx: Arc<AmqpContext>,
+    shutdown: CancellationToken,
+) {
+    let _ = socket.set_nodelay(true);
+    let (read, write) = socket.into_split();
+    let outbox = Outbox::new();
+    let writer = tokio::spawn(outbox::run_writer(outbox.clone(), write));
+    let mut conn = Connection {
+        ctx,
+        peer,
+        read,
+        buf: BytesMut::with_capacity(8 * 1024),
+        outbox: outbox.clone(),
+        frame_limit: FRAME_MIN_SIZE,
+        last_read: Instant::now(),
+    };
+    let reason = conn.run(shutdown).await;
+    tracing::debug!(%peer, reason = %reason.describe(), "amqp connection ended");
+    outbox.close();
+    if tokio::time::timeout(WRITER_DRAIN, writer).await.is_err() {
+        tracing::debug!(%peer, "writer did not drain in time");
+    }
+}
+
+/// Why a connection ended (for the log).
+#[derive(Debug)]
+enum End {
+    PeerClosed,
+    ClientClose,
+    ServerClose(AmqpError),
+    Io(std::io::Error),
+    Frame(FrameError),
+    HeartbeatTimeout,
+    HandshakeTimeout,
+    BadHeader,
+    AuthFailed,
+    WriterGone,
+    Shutdown,
+}
+
+impl End {
+    fn describe(&self) -> String {
+        match self {
+            Self::PeerClosed => "peer closed the socket".into(),
+            Self::ClientClose => "client closed the connection".into(),
+            Self::ServerClose(e) => format!("closed by the broker: {}", e.reply_text()),
+            Self::Io(e) => format!("socket error: {e}"),
+            Self::Frame(e) => format!("frame error: {e}"),
+            Self::HeartbeatTimeout => "missed heartbeats".into(),
+            Self::HandshakeTimeout => "handshake timed out".into(),
+            Self::BadHeader => "unsupported protocol header".into(),
+            Self::AuthFailed => "authentication failed".into(),
+            Self::WriterGone => "socket write failed".into(),
+            Self::Shutdown => "broker shutting down".into(),
+        }
+    }
+}
+
+struct Connection {
+    ctx: Arc<AmqpContext>,
+    peer: SocketAddr,
+    read: OwnedReadHalf,
+    buf: BytesMut,
+    outbox: Arc<Outbox>,
+    frame_limit: u32,
+    last_read: Instant,
+}
+
+enum Read {
+    Frame(AmqpFrame),
+    End(End),
+}
+
+impl Connection {
+    async fn fill(&mut self) -> Result<(), End> {
+        if self.buf.capacity() - self.buf.len() < 4096 {
+            self.buf.reserve(16 * 1024);
+        }
+        match self.read.read_buf(&mut self.buf).await {
+            Ok(0) => Err(End::PeerClosed),
+            Ok(_) => {
+                self.last_read = Instant::now();
+                Ok(())
+            }
+            Err(e) => Err(End::Io(e)),
+        }
+    }
+
+    /// The next complete frame, reading as needed.
+    async fn next_frame(&mut self) -> Read {
+        loop {
+            match AmqpFrame::decode(&mut self.buf, self.frame_limit) {
+                Ok(Some(frame)) => return Read::Frame(frame),
+                Ok(None) => {}
+                Err(e) => return Read::End(End::Frame(e)),
+            }
+            if let Err(end) = self.fill().await {
+                return Read::End(end);
+            }
+        }
+    }
+
+    fn send0(&self, method: &AMQPClass) {
+        let mut out = BytesMut::new();
+        encode_method(0, method, &mut out);
+        self.outbox.push_frames(out.freeze());
+    }
+
+    fn send_close(&self, error: &AmqpError) {
+        self.send0(&AMQPClass::Connection(connection::AMQPMethod::Close(
+            connection::Close {
+                reply_code: error.code.code(),
+                reply_text: error.reply_text().into(),
+                class_id: error.class_id,
+                method_id: error.method_id,
+            },
+        )));
+    }
+
+    /// Waits (bounded) for the client's close-ok after we sent connection.close.
+    async fn await_close_ok(&mut self) {
+        let wait = async {
+            loop {
+                match self.next_frame().await {
+                    Read::Frame(f) if f.kind == FrameKind::Method && f.channel == 0 => {
+                        if peek_ids(&f.payload) == Some((10, 51))
+                            || peek_ids(&f.payload) == Some((10, 50))
+                        {
+                            return;
+                        }
+                    }
+                    Read::Frame(_) => {}
+                    Read::End(_) => return,
+                }
+            }
+        };
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, wait).await;
+    }
+
+    /// Sends connection.close for `error`, waits for close-ok, ends.
+    async fn close_with(&mut self, error: AmqpError) -> End {
+        tracing::info!(peer = %self.peer, error = %error.reply_text(), "closing amqp connection");
+        self.send_close(&error);
+        self.await_close_ok().await;
+        End::ServerClose(error)
+    }
+
+    async fn run(&mut self, shutdown: CancellationToken) -> End {
+        let handshake_timeout = Duration::from_secs(self.ctx.config.handshake_timeout.max(1));
+        let opened = tokio::select! {
+            r = tokio::time::timeout(handshake_timeout, self.handshake()) => match r {
+                Ok(r) => r,
+                Err(_) => Err(End::HandshakeTimeout),
+            },
+            () = shutdown.cancelled() => Err(End::Shutdown),
+        };
+        match opened {
+            Ok((session, tuned, info)) => self.serve(session, tuned, info, shutdown).await,
+            Err(end) => end,
+        }
+    }
+
+    async fn handshake(&mut self) -> Result<(Session, Tuned, ClientInfo), End> {
+        while self.buf.len() < 8 {
+            self.fill().await?;
+        }
+        if self.buf.get(..8) != Some(&PROTOCOL_HEADER[..]) {
+            let mut w = BytesMut::new();
+            w.extend_from_slice(PROTOCOL_HEADER);
+            self.outbox.push_frames(w.freeze());
+            return Err(End::BadHeader);
+        }
+        let _ = self.buf.split_to(8);
+        self.send0(&handshake::start_method());
+        let start_ok = match self.expect_method().await? {
+            AMQPClass::Connection(connection::AMQPMethod::StartOk(m)) => m,
+            _ => return Err(self.handshake_error("expected connection.start-ok").await),
+        };
+        let (user, info) = match handshake::authenticate(&self.ctx, &start_ok, self.peer) {
+            Ok(ok) => ok,
+            Err(AuthFailure::Protocol(error)) => return Err(self.close_with(error).await),
+            Err(AuthFailure::Refused(error)) => {
+                let auth_failure_close = ClientInfo::from_properties(
+                    &crate::codec::table::from_amqp_table(&start_ok.client_properties),
+                )
+                .auth_failure_close;
+                if auth_failure_close {
+                    self.send_close(&error);
+                }
+                return Err(End::AuthFailed);
+            }
+        };
+        let config = &self.ctx.config;
+        let offer = Tuned {
+            channel_max: config.channel_max,
+            frame_max: config.frame_max,
+            heartbeat: config.heartbeat,
+        };
+        self.send0(&AMQPClass::Connection(connection::AMQPMethod::Tune(
+            connection::Tune {
+                channel_max: offer.channel_max,
+                frame_max: offer.frame_max,
+                heartbeat: offer.heartbeat,
+            },
+        )));
+        let tune_ok = match self.expect_method().await? {
+            AMQPClass::Connection(connection::AMQPMethod::TuneOk(m)) => m,
+            _ => return Err(self.handshake_error("expected connection.tune-ok").await),
+        };
+        let tuned = match handshake::check_tune_ok(offer, &tune_ok) {
+            Ok(t) => t,
+            Err(e) => return Err(self.close_with(e).await),
+        };
+        self.frame_limit = tuned.frame_max;
+        self.outbox.set_frame_max(tuned.frame_max);
+        if tuned.heartbeat > 0 {
+            self.outbox
+                .set_heartbeat(Duration::from_secs(u64::from(tuned.heartbeat)) / 2);
+        }
+        let open = match self.expect_method().await? {
+            AMQPClass::Connection(connection::AMQPMethod::Open(m)) => m,
+            _ => return Err(self.handshake_error("expected connection.open").await),
+        };
+        let vhost = match handshake::open_vhost(&self.ctx, &user, open.virtual_host.as_str()) {
+            Ok(v) => v,
+            Err(e) => return Err(self.close_with(e).await),
+        };
+        self.send0(&AMQPClass::Connection(connection::AMQPMethod::OpenOk(
+            connection::OpenOk {},
+        )));
+        let (durable_tx, _) = mpsc::channel(1);
+        let session = Session {
+            ctx: self.ctx.clone(),
+            vhost,
+            user,
+            conn_id: self.ctx.next_connection_id(),
+            outbox: self.outbox.clone(),
+            exclusive: Vec::new(),
+            cancel_notify: info.cancel_notify,
+            pending: BytesMut::new(),
+            published: false,
+            durable_tx,
+        };
+        tracing::info!(
+            peer = %self.peer,
+            user = %session.user.name,
+            vhost = %session.vhost.name(),
+            name = ?info.name,
+            "amqp connection opened"
+        );
+        Ok((session, tuned, info))
+    }
+
+    async fn handshake_error(&mut self, what: &str) -> End {
+        let error = AmqpError::new(ReplyCode::CommandInvalid, what.to_owned());
+        self.close_with(error).await
+    }
+
+    /// Reads the next method on channel 0 during the handshake.
+    async fn expect_method(&mut self) -> Result<AMQPClass, End> {
+        loop {
+            let frame = match self.next_frame().await {
+                Read::Frame(f) => f,
+                Read::End(end) => return Err(end),
+            };
+            match frame.kind {
+                FrameKind::Heartbeat => continue,
+                FrameKind::Method if frame.channel == 0 => {
+                    return match decode_method(&frame.payload) {
+                        Ok(AMQPClass::Connection(connection::AMQPMethod::Close(_))) => {
+                            self.send0(&AMQPClass::Connection(connection::AMQPMethod::CloseOk(
+                                connection::CloseOk {},
+                            )));
+                            Err(End::ClientClose)
+                        }
+                        Ok(m) => Ok(m),
+                        Err(e) => Err(self.close_with(method_error(&frame.payload, &e)).await),
+                    };
+                }
+                _ => {
+                    let error = AmqpError::new(
+                        ReplyCode::UnexpectedFrame,
+                        "unexpected frame during handshake",
+                    );
+                    return Err(self.close_with(error).await);
+                }
+            }
+        }
+    }
+
+    async fn serve(
+        &mut self,
+        mut s: Session,
+        tuned: Tuned,
+        info: ClientInfo,
+        shutdown: CancellationToken,
+    ) -> End {
+        let (durable_tx, mut durable_rx) = mpsc::channel(DURABLE_EVENTS);
+        s.durable_tx = durable_tx;
+        let mut channels: HashMap<u16, Channel> = HashMap::new();
+        let mut alarm = self.ctx.alarm();
+        let mut blocked = false;
+        let timeout =
+            (tuned.heartbeat > 0).then(|| Duration::from_secs(u64::from(tuned.heartbeat)) * 2);
+        let end = loop {
+            // Process every complete frame already buffered, then answer in one batch.
+            let mut ended = None;
+            loop {
+                match AmqpFrame::decode(&mut self.buf, self.frame_limit) {
+                    Ok(Some(frame)) => {
+                        if let Err(flow) = self.on_frame(&mut s, &mut channels, tuned, frame) {
+                            ended = Some(flow);
+                            break;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        let text = e.to_string();
+                        ended = Some(Flow::Close(AmqpError::new(ReplyCode::FrameError, text)));
+                        break;
+                    }
+                }
+                if s.published && *alarm.borrow() {
+                    break;
+                }
+            }
+            for channel in channels.values_mut() {
+                channel.flush_confirms(&mut s);
+            }
+            s.flush();
+            match ended {
+                Some(Flow::ClientClosed) => break End::ClientClose,
+                Some(Flow::Close(error)) => {
+                    cleanup(&mut s, &mut channels);
+                    break self.close_with(error).await;
+                }
+                None => {}
+            }
+            let alarm_on = *alarm.borrow();
+            if alarm_on && s.published && !blocked {
+                blocked = true;
+                if info.blocked_notifications {
+                    self.send0(&AMQPClass::Connection(connection::AMQPMethod::Blocked(
+                        connection::Blocked {
+                            reason: "low on memory".into(),
+                        },
+                    )));
+                }
+            } else if !alarm_on && blocked {
+                blocked = false;
+                self.last_read = Instant::now();
+                if info.blocked_notifications {
+                    self.send0(&AMQPClass::Connection(connection::AMQPMethod::Unblocked(
+                        connection::Unblocked {},
+                    )));
+                }
+            }
+            self.outbox.wait_for_space().await;
+            let deadline = timeout.map(|t| self.last_read + t);
+            tokio::select! {
+                r = self.read.read_buf(&mut self.buf), if !blocked => match r {
+                    Ok(0) => break End::PeerClosed,
+                    Ok(_) => {
+                        self.last_read = Instant::now();
+                        if self.buf.capacity() - self.buf.len() < 4096 {
+                            self.buf.reserve(16 * 1024);
+                        }
+                    }
+                    Err(e) => break End::Io(e),
+                },
+                () = sleep_until_opt(deadline), if !blocked => {
+                    tracing::warn!(peer = %self.peer, "missed heartbeats from client, closing connection");
+                    break End::HeartbeatTimeout;
+                }
+                changed = alarm.changed() => {
+                    if changed.is_err() {
+                        // The context is gone: the server is shutting down.
+                        continue;
+                    }
+                }
+                Some((channel, seq, ok)) = durable_rx.recv() => {
+                    if let Some(ch) = channels.get_mut(&channel) {
+                        ch.settle_confirm(seq, ok);
+                    }
+                }
+                () = self.outbox.dead.cancelled() => break End::WriterGone,
+                () = shutdown.cancelled() => {
+                    cleanup(&mut s, &mut channels);
+                    let error = AmqpError::new(
+                        ReplyCode::ConnectionForced,
+                        "broker forced connection closure with reason 'shutdown'",
+                    );
+                    self.close_with(error).await;
+                    break End::Shutdown;
+                }
+            }
+        };
+        cleanup(&mut s, &mut channels);
+        end
+    }
+
+    fn on_frame(
+        &mut self,
+        s: &mut Session,
+        channels: &mut HashMap<u16, Channel>,
+        tuned: Tuned,
+        frame: AmqpFrame,
+    ) -> Result<(), Flow> {
+        if frame.channel == 0 {
+            return self.on_channel_zero(s, &frame);
+        }
+        let id = frame.channel;
+        if frame.kind == FrameKind::Heartbeat {
+            return Err(Flow::Close(AmqpError::new(
+                ReplyCode::UnexpectedFrame,
+                format!("heartbeat frame on channel {id}"),
+            )));
+        }
+        let Some(ch) = channels.get_mut(&id) else {
+            return self.open_channel(s, channels, tuned, &frame);
+        };
+        if frame.kind == FrameKind::Method {
+            match peek_ids(&frame.payload) {
+                // channel.close
+                Some((20, 40)) => {
+                    if ch.state == ChannelState::Open {
+                        ch.cleanup(s);
+                    }
+                    s.send(
+                        id,
+                        &AMQPClass::Channel(channel::AMQPMethod::CloseOk(channel::CloseOk {})),
+                    );
+                    channels.remove(&id);
+                    return Ok(());
+                }
+                // channel.close-ok
+                Some((20, 41)) => {
+                    if ch.state == ChannelState::Closing {
+                        channels.remove(&id);
+                    }
+                    return Ok(());
+                }
+                _ => {}
+            }
+        }
+        if ch.state == ChannelState::Closing {
+            return Ok(());
+        }
+        match ch.handle_frame(s, frame) {
+            Ok(()) => Ok(()),
+            Err(error) if error.code.is_hard() => Err(Flow::Close(error)),
+            Err(error) => {
+                tracing::debug!(channel = id, error = %error.reply_text(), "closing channel");
+                ch.cleanup(s);
+                ch.state = ChannelState::Closing;
+                s.send(
+                    id,
+                    &AMQPClass::Channel(channel::AMQPMethod::Close(channel::Close {
+                        reply_code: error.code.code(),
+                        reply_text: error.reply_text().into(),
+                        class_id: error.class_id,
+                        method_id: error.method_id,
+                    })),
+                );
+                Ok(())
+            }
+        }
+    }
+
+    fn open_channel(
+        &mut self,
+        s: &mut Session,
+        channels: &mut HashMap<u16, Channel>,
+        tuned: Tuned,
+        frame: &AmqpFrame,
+    ) -> Result<(), Flow> {
+        let id = frame.channel;
+        let is_open = frame.kind == FrameKind::Method && peek_ids(&frame.payload) == Some((20, 10));
+        if !is_open {
+            return Err(Flow::Close(
+                AmqpError::new(ReplyCode::ChannelError, "expected 'channel.open'")
+                    .on(peek_ids(&frame.payload).unwrap_or((0, 0))),
+            ));
+        }
+        if let Err(e) = decode_method(&frame.payload) {
+            return Err(Flow::Close(method_error(&frame.payload, &e)));
+        }
+        let max = usize::from(tuned.channel_max);
+        if (tuned.channel_max != 0 && id > tuned.channel_max) || (max != 0 && channels.len() >= max)
+        {
+            return Err(Flow::Close(
+                AmqpError::new(
+                    ReplyCode::NotAllowed,
+                    format!(
+                        "number of channels opened ({}) has reached the negotiated channel_max ({})",
+                        channels.len(),
+                        tuned.channel_max
+                    ),
+                )
+                .on((20, 10)),
+            ));
+        }
+        channels.insert(id, Channel::new(id, s));
+        s.send(
+            id,
+            &AMQPClass::Channel(channel::AMQPMethod::OpenOk(channel::OpenOk {})),
+        );
+        Ok(())
+    }
+
+    fn on_channel_zero(&mut self, s: &mut Session, frame: &AmqpFrame) -> Result<(), Flow> {
+        match frame.kind {
+            FrameKind::Heartbeat => Ok(()),
+            FrameKind::Header | FrameKind::Body => Err(Flow::Close(AmqpError::new(
+                ReplyCode::UnexpectedFrame,
+                "content frame on channel 0",
+            ))),
+            FrameKind::Method => match decode_method(&frame.payload) {
+                Ok(AMQPClass::Connection(connection::AMQPMethod::Close(_))) => {
+                    s.flush();
+                    s.send(
+                        0,
+                        &AMQPClass::Connection(connection::AMQPMethod::CloseOk(
+                            connection::CloseOk {},
+                        )),
+                    );
+                    Err(Flow::ClientClosed)
+                }
+                Ok(AMQPClass::Connection(
+                    connection::AMQPMethod::Blocked(_) | connection::AMQPMethod::Unblocked(_),
+                )) => Ok(()),
+                Ok(AMQPClass::Connection(connection::AMQPMethod::UpdateSecret(_))) => {
+                    Err(Flow::Close(
+                        AmqpError::new(
+                            ReplyCode::NotAllowed,
+                            "New secret was refused by one of the backends",
+                        )
+                        .on((10, 70)),
+                    ))
+                }
+                Ok(other) => {
+                    let ids = (other.get_amqp_class_id(), other.get_amqp_method_id());
+                    Err(Flow::Close(
+                        AmqpError::new(ReplyCode::CommandInvalid, "unexpected method on channel 0")
+                            .on(ids),
+                    ))
+                }
+                Err(e) => Err(Flow::Close(method_error(&frame.payload, &e))),
+            },
+        }
+    }
+}
+
+/// What a frame did to the connection.
+enum Flow {
+    ClientClosed,
+    Close(AmqpError),
+}
+
+fn method_error(payload: &[u8], error: &MethodError) -> AmqpError {
+    let ids = peek_ids(payload).unwrap_or((0, 0));
+    match error {
+        MethodError::Unknown { .. } => {
+            AmqpError::new(ReplyCode::CommandInvalid, "unimplemented method").on(ids)
+        }
+        MethodError::Malformed { .. } => AmqpError::new(
+            ReplyCode::FrameError,
+            format!("cannot decode method {}.{}", ids.0, ids.1),
+        )
+        .on(ids),
+    }
+}
+
+fn cleanup(s: &mut Session, channels: &mut HashMap<u16, Channel>) {
+    for (_, mut ch) in channels.drain() {
+        ch.cleanup(s);
+    }
+    for queue in std::mem::take(&mut s.exclusive) {
+        s.vhost.remove_queue(&queue);
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}

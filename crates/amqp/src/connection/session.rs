@@ -1,0 +1,63 @@
+//! What a connection knows once it is open, shared by every channel handler.
+
+use std::sync::Arc;
+
+use amq_protocol::protocol::AMQPClass;
+use bytes::BytesMut;
+use ferrymq_core::VHost;
+use ferrymq_core::auth::User;
+use ferrymq_core::queue::{DurabilityWait, Queue};
+use tokio::sync::mpsc;
+
+use super::outbox::Outbox;
+use crate::codec::method::encode_method;
+use crate::context::AmqpContext;
+
+/// Per-connection state handlers read and update.
+#[derive(Debug)]
+pub struct Session {
+    pub ctx: Arc<AmqpContext>,
+    pub vhost: Arc<VHost>,
+    pub user: Arc<User>,
+    /// Owner id for exclusive queues and consumers.
+    pub conn_id: u64,
+    pub outbox: Arc<Outbox>,
+    /// Exclusive queues declared here: deleted when the connection closes.
+    pub exclusive: Vec<Arc<Queue>>,
+    /// The client handles broker-initiated basic.cancel.
+    pub cancel_notify: bool,
+    /// Frames being built for the outbox; flushed once per read batch.
+    pub pending: BytesMut,
+    /// The connection has published (it is blocked while the memory alarm is on).
+    pub published: bool,
+    /// Where durability confirmations for publishes come back to the reader.
+    pub durable_tx: mpsc::Sender<(u16, u64, bool)>,
+}
+
+impl Session {
+    /// Queues a method reply (sent at the end of the current read batch).
+    pub fn send(&mut self, channel: u16, method: &AMQPClass) {
+        encode_method(channel, method, &mut self.pending);
+    }
+
+    /// Hands frames built so far to the writer.
+    pub fn flush(&mut self) {
+        if !self.pending.is_empty() {
+            self.outbox.push_frames(self.pending.split().freeze());
+        }
+    }
+
+    /// Waits for a persistent message to be durable, then lets the reader settle its confirm.
+    pub fn await_durability(&self, channel: u16, seq: u64, wait: DurabilityWait) {
+        let tx = self.durable_tx.clone();
+        tokio::spawn(async move {
+            let ok = wait.await;
+            let _ = tx.send((channel, seq, ok)).await;
+        });
+    }
+
+    /// Forgets exclusive queues that were deleted.
+    pub fn prune_exclusive(&mut self) {
+        self.exclusive.retain(|q| !q.is_deleted());
+    }
+}

@@ -1,0 +1,234 @@
+//! Classic queues: ordered messages waiting for consumers, with acknowledgements, prefetch
+//! credit, TTL, dead-lettering, priorities, length limits and single-active-consumer.
+//!
+//! Each [`Queue`] has its own `Mutex`: publishing to one queue never waits for another, and
+//! nothing on the publish or delivery path takes a vhost-wide lock. Whoever changes a
+//! queue's state (a publisher, an ack, a credit coming back, the TTL timer) runs its
+//! dispatch right there, under the queue's lock, handing deliveries to consumers' sinks
+//! (see [`consumer`]); sinks are woken once per batch after the lock is released.
+//!
+//! ```text
+//! publish ─> lock ─> ready list ─> dispatch ─> sink.deliver (per consumer, credit-bounded)
+//!                 └─ over max-length: drop-head / reject ─> dead letters (after unlock)
+//! ack ─────> unacked count; reject/nack ─> requeue in place or dead-letter
+//! timer ───> expire heads (TTL), delete when unused (x-expires)
+//! ```
+//! Unacknowledged messages live with the channel that received them (it hands them back
+//! to [`Queue::ack`], [`Queue::requeue`] or [`Queue::reject`]); the queue keeps their count.
+//!
+//! Durable queues will journal persistent messages (issue 5) through [`Journal`], attached
+//! with [`Queue::attach_journal`]; everything here is the in-memory semantics.
+//!
+//! # Invariants
+//! - Lock order: queue -> channel state inside a sink -> connection outbox. Nothing that
+//!   holds a queue's lock takes another queue's lock: dead letters, auto-delete and sink
+//!   wake-ups run after it is released.
+//! - An entry is in exactly one place: the ready list, a channel's unacked map, or gone.
+//! - A deleted queue accepts nothing and delivers nothing; late acks and requeues to it are
+//!   dropped, as in RabbitMQ.
+
+mod args;
+pub mod consumer;
+mod dead_letter;
+mod dispatch;
+mod expiry;
+mod journal;
+mod ops;
+mod ready;
+mod registry;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+pub(crate) use args::describe as describe_arg;
+pub use args::{Overflow, QueueArgs, QueueType};
+pub use consumer::{Consumer, ConsumerSpec, Credit, Delivery, DeliverySink, OwnerId};
+pub use dead_letter::DeathReason;
+pub use journal::{DurabilityWait, Journal};
+pub use ops::Enqueued;
+pub use ready::Entry;
+pub use registry::{Declared, Queues, REPLY_TO, REPLY_TO_PREFIX};
+
+use crate::VHost;
+use crate::message::FieldTable;
+use ready::Ready;
+
+/// What a client asks for when it declares a queue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueSpec {
+    pub name: String,
+    pub durable: bool,
+    pub exclusive: bool,
+    pub auto_delete: bool,
+    pub arguments: FieldTable,
+}
+
+impl QueueSpec {
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            durable: false,
+            exclusive: false,
+            auto_delete: false,
+            arguments: FieldTable::new(),
+        }
+    }
+}
+
+/// One queue.
+#[derive(Debug)]
+pub struct Queue {
+    vhost_name: String,
+    vhost: Weak<VHost>,
+    spec: QueueSpec,
+    owner: Option<OwnerId>,
+    args: QueueArgs,
+    state: Mutex<State>,
+    deleted: AtomicBool,
+    /// Approximate bytes held (ready and unacknowledged), for the memory watermark.
+    memory: AtomicU64,
+    /// Wakes the TTL / x-expires timer task.
+    timer: Arc<Notify>,
+    journal: OnceLock<Arc<dyn Journal>>,
+}
+
+#[derive(Debug)]
+struct State {
+    ready: Ready,
+    unacked: u64,
+    unacked_bytes: u64,
+    next_seq: u64,
+    /// Sorted by priority, highest first (registration order for single-active-consumer).
+    consumers: Vec<Arc<Consumer>>,
+    had_consumer: bool,
+    last_used: Instant,
+    timer_running: bool,
+    deleted: bool,
+}
+
+/// Per-entry bookkeeping overhead counted toward memory use.
+const ENTRY_OVERHEAD: u64 = 192;
+
+impl Queue {
+    pub(crate) fn new(
+        vhost: &Arc<VHost>,
+        spec: QueueSpec,
+        owner: Option<OwnerId>,
+        args: QueueArgs,
+    ) -> Arc<Self> {
+        let queue = Arc::new(Self {
+            vhost_name: vhost.name().to_owned(),
+            vhost: Arc::downgrade(vhost),
+            state: Mutex::new(State {
+                ready: Ready::new(args.max_priority),
+                unacked: 0,
+                unacked_bytes: 0,
+                next_seq: 0,
+                consumers: Vec::new(),
+                had_consumer: false,
+                last_used: Instant::now(),
+                timer_running: false,
+                deleted: false,
+            }),
+            spec,
+            owner,
+            args,
+            deleted: AtomicBool::new(false),
+            memory: AtomicU64::new(0),
+            timer: Arc::new(Notify::new()),
+            journal: OnceLock::new(),
+        });
+        if queue.args.message_ttl.is_some() || queue.args.expires.is_some() {
+            let mut st = queue.lock();
+            queue.ensure_timer(&mut st);
+        }
+        queue
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.spec.name
+    }
+
+    pub fn vhost_name(&self) -> &str {
+        &self.vhost_name
+    }
+
+    pub fn spec(&self) -> &QueueSpec {
+        &self.spec
+    }
+
+    pub fn args(&self) -> &QueueArgs {
+        &self.args
+    }
+
+    /// Durable as RabbitMQ records it: an exclusive queue is never durable.
+    pub fn is_durable(&self) -> bool {
+        self.spec.durable && !self.spec.exclusive
+    }
+
+    pub fn is_auto_delete(&self) -> bool {
+        self.spec.auto_delete
+    }
+
+    /// The connection owning an exclusive queue.
+    pub fn owner(&self) -> Option<OwnerId> {
+        self.owner
+    }
+
+    pub fn is_deleted(&self) -> bool {
+        self.deleted.load(Ordering::Acquire)
+    }
+
+    /// Ready messages (what queue.declare-ok reports).
+    pub fn message_count(&self) -> u32 {
+        u32::try_from(self.lock().ready.len()).unwrap_or(u32::MAX)
+    }
+
+    pub fn consumer_count(&self) -> u32 {
+        u32::try_from(self.lock().consumers.len()).unwrap_or(u32::MAX)
+    }
+
+    /// Delivered and not yet acknowledged.
+    pub fn unacked_count(&self) -> u64 {
+        self.lock().unacked
+    }
+
+    /// Approximate bytes held by the queue's messages.
+    pub fn memory(&self) -> u64 {
+        self.memory.load(Ordering::Relaxed)
+    }
+
+    /// Attaches the durable journal (issue 5). Only the first attachment counts.
+    pub fn attach_journal(&self, journal: Arc<dyn Journal>) {
+        let _ = self.journal.set(journal);
+    }
+
+    /// Refuses a connection other than the owner of an exclusive queue.
+    pub fn check_access(&self, owner: OwnerId) -> Result<(), crate::Error> {
+        match self.owner {
+            Some(o) if o != owner => Err(crate::Error::ResourceLocked {
+                name: self.spec.name.clone(),
+                vhost: self.vhost_name.clone(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    fn update_memory(&self, st: &State) {
+        let entries = st.ready.len() as u64 + st.unacked;
+        let bytes = st.ready.bytes() + st.unacked_bytes + entries * ENTRY_OVERHEAD;
+        self.memory.store(bytes, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests;
