@@ -22,6 +22,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut http: SocketAddr = "127.0.0.1:0".parse()?;
     let mut level = "info".to_owned();
     let mut config = AmqpConfig::default();
+    // The server's environment layer: FERRYMQ_AMQP_<KEY> for the keys tests need.
+    let env = |key: &str| std::env::var(format!("FERRYMQ_AMQP_{key}")).ok();
+    if let Some(v) = env("HEARTBEAT") {
+        config.heartbeat = v.parse()?;
+    }
+    if let Some(v) = env("FRAME_MAX") {
+        config.frame_max = v.parse()?;
+    }
+    if let Some(v) = env("CHANNEL_MAX") {
+        config.channel_max = v.parse()?;
+    }
+    if let Some(v) = env("MEMORY_HIGH_WATERMARK") {
+        config.memory_high_watermark = v.parse()?;
+    }
+    if let Some(v) = env("MAX_MESSAGE_SIZE") {
+        config.max_message_size = v.parse()?;
+    }
     while let Some(flag) = args.next() {
         let value = args.next().ok_or("missing value")?;
         match flag.as_str() {
