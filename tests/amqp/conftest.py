@@ -7,19 +7,8 @@ that only make sense for ferrymq (or that RabbitMQ 3.10 answers differently on p
 see docs/amqp.md) use `amqp_url` alone.
 """
 
-import itertools
-import os
-import uuid
-
 import pika
 import pytest
-
-_counter = itertools.count()
-
-
-def unique(prefix: str) -> str:
-    """A name no other test uses (tests share a broker per module)."""
-    return f"{prefix}-{os.getpid()}-{next(_counter)}-{uuid.uuid4().hex[:6]}"
 
 
 @pytest.fixture
@@ -52,22 +41,3 @@ def peer(request, shared_broker) -> Peer:
         rabbit = request.getfixturevalue("rabbitmq")
         return Peer("rabbitmq", rabbit.amqp_url)
     return Peer("ferrymq", shared_broker.amqp_url)
-
-
-def connect(url: str, **params) -> pika.BlockingConnection:
-    p = pika.URLParameters(url)
-    for k, v in params.items():
-        setattr(p, k, v)
-    return pika.BlockingConnection(p)
-
-
-def wait_until(conn, condition, timeout: float = 5.0) -> bool:
-    """Processes a BlockingConnection's events until `condition()` holds (bounded)."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        conn.process_data_events(time_limit=0.05)
-    return True

@@ -6,7 +6,7 @@ import time
 import pika
 import pytest
 
-from conftest import unique, wait_until
+from amqp_helpers import unique, wait_until
 
 
 def drain(ch, queue, n, timeout=10.0, auto_ack=True):
@@ -288,7 +288,7 @@ def test_immediate_is_540_connection_error(peer):
 
 def test_slow_consumer_does_not_stall_other_queues(amqp_url):
     """A consumer that never acks (and never reads) holds only its own queue's messages."""
-    from conftest import connect
+    from amqp_helpers import connect
 
     slow = connect(amqp_url)
     sch = slow.channel()
@@ -308,3 +308,37 @@ def test_slow_consumer_does_not_stall_other_queues(amqp_url):
     assert len(got) == 2000
     for c in (pub, fast, slow):
         c.close()
+
+
+def test_consumer_timeout_closes_the_channel_with_406(make_broker):
+    """RabbitMQ's consumer_timeout: an unacknowledged delivery older than the limit closes
+    its channel (default 30 minutes; here 500 ms)."""
+    from amqp_helpers import connect
+
+    b = make_broker(env={"FERRYMQ_AMQP_CONSUMER_TIMEOUT": "500"})
+    conn = connect(b.amqp_url)
+    ch = conn.channel()
+    ch.queue_declare("slow-ack")
+    ch.basic_publish("", "slow-ack", b"x")
+    closed = []
+    ch._impl.add_on_close_callback(lambda c, reason: closed.append(reason))
+    ch.basic_get("slow-ack")  # never acked
+    started = time.monotonic()
+    assert wait_until(conn, lambda: closed, timeout=5)
+    assert time.monotonic() - started >= 0.4
+    reason = closed[0]
+    assert isinstance(reason, pika.exceptions.ChannelClosedByBroker)
+    assert reason.reply_code == 406 and "delivery acknowledgement" in reason.reply_text
+    # The message went back to the queue.
+    ch2 = conn.channel()
+    m, _, body = ch2.basic_get("slow-ack", auto_ack=True)
+    assert body == b"x" and m.redelivered
+    conn.close()
+
+
+def test_prefetch_size_is_not_implemented(peer):
+    conn = peer.connect()
+    ch = conn.channel()
+    with pytest.raises(pika.exceptions.ConnectionClosedByBroker) as e:
+        ch.basic_qos(prefetch_size=1024)
+    assert e.value.reply_code == 540

@@ -3,7 +3,7 @@
 import pika
 import pytest
 
-from conftest import unique, wait_until
+from amqp_helpers import unique, wait_until
 
 
 def test_confirms_ack_every_publish(peer):

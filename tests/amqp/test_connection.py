@@ -10,7 +10,7 @@ import pika
 import pytest
 from pika import spec
 
-from conftest import connect, unique, wait_until
+from amqp_helpers import connect, unique, wait_until
 from rawamqp import RawClient
 
 

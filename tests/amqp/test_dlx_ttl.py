@@ -4,7 +4,7 @@ import time
 
 import pika
 
-from conftest import unique, wait_until
+from amqp_helpers import unique, wait_until
 
 
 def get(ch, q, timeout=10.0):
@@ -182,7 +182,7 @@ def test_automatic_dead_letter_cycles_are_dropped(peer):
 
 def test_x_last_death_headers(amqp_url):
     """RabbitMQ 3.13 adds x-last-death-*; ferrymq follows it (3.10 lacks them)."""
-    from conftest import connect
+    from amqp_helpers import connect
 
     conn = connect(amqp_url)
     ch = conn.channel()

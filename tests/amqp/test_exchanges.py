@@ -3,7 +3,7 @@
 import pika
 import pytest
 
-from conftest import unique
+from amqp_helpers import unique
 
 
 def routed(ch, queues):

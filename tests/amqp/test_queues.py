@@ -7,7 +7,7 @@ import time
 import pika
 import pytest
 
-from conftest import unique, wait_until
+from amqp_helpers import unique, wait_until
 
 
 def closed_code(peer, action):
@@ -32,6 +32,7 @@ def test_server_named_queue_and_declare_ok_counts(peer):
     again = ch.queue_declare(ok.queue, passive=True).method
     assert again.consumer_count == 1
     q = unique("counts")
+    ch.confirm_delivery()
     ch.queue_declare(q, auto_delete=False)
     for _ in range(3):
         ch.basic_publish("", q, b"x")
@@ -129,6 +130,7 @@ def test_purge_and_delete_conditions(peer):
     conn = peer.connect()
     ch = conn.channel()
     q = unique("purge")
+    ch.confirm_delivery()
     ch.queue_declare(q)
     for _ in range(4):
         ch.basic_publish("", q, b"x")
@@ -166,6 +168,7 @@ def test_max_length_drop_head(peer):
     conn = peer.connect()
     ch = conn.channel()
     q = unique("maxlen")
+    ch.confirm_delivery()  # RabbitMQ applies unconfirmed publishes asynchronously
     ch.queue_declare(q, arguments={"x-max-length": 2})
     for i in range(5):
         ch.basic_publish("", q, str(i).encode())

@@ -3,7 +3,7 @@
 import pika
 import pytest
 
-from conftest import unique, wait_until
+from amqp_helpers import unique, wait_until
 
 
 def test_rpc_over_direct_reply_to(peer):

@@ -32,6 +32,9 @@ pub struct AmqpConfig {
     pub consumer_window: u32,
     /// Seconds a client has to send its protocol header and complete the handshake.
     pub handshake_timeout: u64,
+    /// A channel whose oldest unacknowledged delivery is older than this many milliseconds is
+    /// closed with 406 (RabbitMQ's `consumer_timeout`); 0 disables the check.
+    pub consumer_timeout: u64,
 }
 
 impl Default for AmqpConfig {
@@ -48,6 +51,7 @@ impl Default for AmqpConfig {
             max_message_size: 128 * 1024 * 1024,
             consumer_window: 1_000,
             handshake_timeout: 10,
+            consumer_timeout: 1_800_000,
         }
     }
 }

@@ -2,6 +2,10 @@
 //! (`tests/amqp/record_golden.py`). The codec must read every frame pika sent, keep the
 //! published content header byte for byte, and produce the same delivery frames RabbitMQ
 //! produced for it.
+#![expect(
+    clippy::expect_used,
+    reason = "fixture helpers: a fixture that does not decode must fail the test loudly"
+)]
 
 use amq_protocol::protocol::{AMQPClass, basic, connection, queue};
 use bytes::{Bytes, BytesMut};

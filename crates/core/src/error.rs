@@ -5,6 +5,17 @@ use std::path::PathBuf;
 use crate::group::GroupError;
 use crate::stream::batch::BatchError;
 use crate::stream::producer::SequenceError;
+
+/// Which property or argument of a redeclaration differs, as RabbitMQ words it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mismatch {
+    pub arg: String,
+    /// The requested value, e.g. `'true'` or `the value '10' of type 'long'`.
+    pub received: String,
+    /// The existing value, worded the same way (`none` when absent).
+    pub current: String,
+}
+
 /// The kind of a named broker object, for error messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ResourceKind {
@@ -110,16 +121,17 @@ pub enum Error {
     },
     /// A redeclaration whose properties or arguments differ from the existing object's.
     #[error(
-        "inequivalent arg '{arg}' for {kind} '{name}' in vhost '{vhost}': received {received} \
-         but current is {current}"
+        "inequivalent arg '{}' for {kind} '{name}' in vhost '{vhost}': received {} but current \
+         is {}",
+        mismatch.arg,
+        mismatch.received,
+        mismatch.current
     )]
     Inequivalent {
         kind: ResourceKind,
         name: String,
         vhost: String,
-        arg: String,
-        received: String,
-        current: String,
+        mismatch: Box<Mismatch>,
     },
     /// Creating an object whose name starts with `amq.`.
     #[error("{kind} name '{name}' contains reserved prefix 'amq.*'")]

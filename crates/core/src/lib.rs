@@ -44,5 +44,5 @@ mod vhost;
 
 pub use broker::Broker;
 pub use config::{BrokerConfig, FsyncMode, StorageConfig};
-pub use error::{Error, ResourceKind};
+pub use error::{Error, Mismatch, ResourceKind};
 pub use vhost::VHost;

@@ -10,15 +10,12 @@
 //! Frontends plug in at one place, [`run`]'s "Frontends" block: each listener gets a handler
 //! `Fn(TcpStream, SocketAddr, CancellationToken) -> impl Future<Output = ()>`.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
 use ferrymq_core::Broker;
-use tokio::net::TcpStream;
-use tokio_util::sync::CancellationToken;
-use tracing::{debug, info};
+use tracing::info;
 
 use crate::advertised;
 use crate::config::Config;
@@ -65,11 +62,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     };
 
     let shutdown = Shutdown::default();
-    // Frontends: one line per listener. Replace `unserved` with the frontend's handler, e.g.
-    // `move |s, p, t| ferrymq_amqp::serve_connection(Arc::clone(&broker), cfg.clone(), s, p, t)`.
+    // Frontends: one handler per listener.
     // Accept loops are tracked too: the tracker cannot empty while one may still spawn.
     let tracker = shutdown.tracker.clone();
-    tracker.spawn(amqp.serve(unserved("amqp"), shutdown.clone()));
+    let amqp_ctx = ferrymq_amqp::AmqpContext::new(Arc::clone(&broker), config.amqp.clone());
+    let amqp_handler =
+        move |s, p, t| ferrymq_amqp::serve_connection(s, p, Arc::clone(&amqp_ctx), t);
+    tracker.spawn(amqp.serve(amqp_handler, shutdown.clone()));
     let kafka_handler = {
         let ctx = Arc::clone(&kafka_ctx);
         move |s, p, t| ferrymq_kafka::serve_connection(s, p, Arc::clone(&ctx), t)
@@ -103,15 +102,4 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     drop(lock);
     info!("ferrymq stopped");
     Ok(())
-}
-
-/// The handler of a listener whose frontend is not wired in: closes each connection at once.
-fn unserved(
-    listener: &'static str,
-) -> impl Fn(TcpStream, SocketAddr, CancellationToken) -> std::future::Ready<()> {
-    move |stream, peer, _shutdown| {
-        debug!(listener, %peer, "no frontend for this listener yet; closing the connection");
-        drop(stream);
-        std::future::ready(())
-    }
 }

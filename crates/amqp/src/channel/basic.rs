@@ -292,6 +292,7 @@ impl Channel {
                     queue,
                     consumer: None,
                     entry,
+                    delivered_at: tokio::time::Instant::now(),
                 },
             );
         }

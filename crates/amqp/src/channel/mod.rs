@@ -102,6 +102,18 @@ impl Channel {
                     return Err(incoming.unexpected("got non content header/body frame instead"));
                 }
                 let ids = peek_ids(&frame.payload).unwrap_or((0, 0));
+                // amq-protocol drops basic.qos's prefetch-size; RabbitMQ refuses non-zero.
+                if ids == (60, 10)
+                    && let Some(size) = frame.payload.get(4..8)
+                    && size != [0, 0, 0, 0]
+                {
+                    let size = u32::from_be_bytes([size[0], size[1], size[2], size[3]]);
+                    return Err(AmqpError::new(
+                        ReplyCode::NotImplemented,
+                        format!("prefetch_size!=0 ({size})"),
+                    )
+                    .on(ids));
+                }
                 let method = decode_method(&frame.payload).map_err(|e| match e {
                     MethodError::Unknown { .. } => {
                         AmqpError::new(ReplyCode::CommandInvalid, "unimplemented method").on(ids)

@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use amq_protocol::protocol::{AMQPClass, basic};
 use bytes::BytesMut;
 use ferrymq_core::queue::{Consumer, Delivery, DeliverySink, Entry, Queue};
+use tokio::time::Instant;
 
 use crate::codec::method::encode_method;
 use crate::connection::outbox::{OutDelivery, Outbox};
@@ -27,6 +28,8 @@ pub struct Unacked {
     /// `None` for basic.get deliveries (they hold no consumer credit).
     pub consumer: Option<Arc<Consumer>>,
     pub entry: Entry,
+    /// When it was handed to the channel (for the consumer acknowledgement timeout).
+    pub delivered_at: Instant,
 }
 
 #[derive(Debug, Default)]
@@ -77,6 +80,14 @@ impl ChannelShared {
         self.closed.load(Ordering::Acquire)
     }
 
+    /// When the oldest unacknowledged delivery was handed out.
+    pub fn oldest_unacked(&self) -> Option<Instant> {
+        self.deliveries()
+            .unacked
+            .first_key_value()
+            .map(|(_, u)| u.delivered_at)
+    }
+
     /// Consumers the broker cancelled since the last call.
     pub fn take_server_cancelled(&self) -> Vec<Arc<Consumer>> {
         std::mem::take(
@@ -112,6 +123,7 @@ impl DeliverySink for ChannelShared {
                     queue,
                     consumer: Some(consumer),
                     entry,
+                    delivered_at: Instant::now(),
                 },
             );
         }

@@ -358,6 +358,11 @@ impl Connection {
         let mut blocked = false;
         let timeout =
             (tuned.heartbeat > 0).then(|| Duration::from_secs(u64::from(tuned.heartbeat)) * 2);
+        let ack_timeout = Duration::from_millis(self.ctx.config.consumer_timeout);
+        let mut ack_check = tokio::time::interval(
+            (ack_timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(5)),
+        );
+        ack_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let end = loop {
             // Process every complete frame already buffered, then answer in one batch.
             let mut ended = None;
@@ -434,6 +439,10 @@ impl Connection {
                         continue;
                     }
                 }
+                _ = ack_check.tick(), if !ack_timeout.is_zero() => {
+                    expire_unacked(&mut s, &mut channels, ack_timeout);
+                    s.flush();
+                }
                 Some((channel, seq, ok)) = durable_rx.recv() => {
                     if let Some(ch) = channels.get_mut(&channel) {
                         ch.settle_confirm(seq, ok);
@@ -506,18 +515,7 @@ impl Connection {
             Ok(()) => Ok(()),
             Err(error) if error.code.is_hard() => Err(Flow::Close(error)),
             Err(error) => {
-                tracing::debug!(channel = id, error = %error.reply_text(), "closing channel");
-                ch.cleanup(s);
-                ch.state = ChannelState::Closing;
-                s.send(
-                    id,
-                    &AMQPClass::Channel(channel::AMQPMethod::Close(channel::Close {
-                        reply_code: error.code.code(),
-                        reply_text: error.reply_text().into(),
-                        class_id: error.class_id,
-                        method_id: error.method_id,
-                    })),
-                );
+                fail_channel(s, ch, &error);
                 Ok(())
             }
         }
@@ -603,6 +601,48 @@ impl Connection {
                 }
                 Err(e) => Err(Flow::Close(method_error(&frame.payload, &e))),
             },
+        }
+    }
+}
+
+/// Closes a channel for a soft error: cleanup now, channel.close out, close-ok awaited.
+fn fail_channel(s: &mut Session, ch: &mut Channel, error: &AmqpError) {
+    tracing::debug!(channel = ch.id, error = %error.reply_text(), "closing channel");
+    ch.cleanup(s);
+    ch.state = ChannelState::Closing;
+    s.send(
+        ch.id,
+        &AMQPClass::Channel(channel::AMQPMethod::Close(channel::Close {
+            reply_code: error.code.code(),
+            reply_text: error.reply_text().into(),
+            class_id: error.class_id,
+            method_id: error.method_id,
+        })),
+    );
+}
+
+/// Closes channels whose oldest unacknowledged delivery is older than `timeout`.
+fn expire_unacked(s: &mut Session, channels: &mut HashMap<u16, Channel>, timeout: Duration) {
+    let now = Instant::now();
+    for ch in channels.values_mut() {
+        if ch.state != ChannelState::Open {
+            continue;
+        }
+        if ch
+            .shared
+            .oldest_unacked()
+            .is_some_and(|at| now.saturating_duration_since(at) > timeout)
+        {
+            let error = AmqpError::new(
+                ReplyCode::PreconditionFailed,
+                format!(
+                    "delivery acknowledgement on channel {} timed out. Timeout value used: {} ms. \
+                     This timeout value can be configured, see consumers doc guide to learn more",
+                    ch.id,
+                    timeout.as_millis()
+                ),
+            );
+            fail_channel(s, ch, &error);
         }
     }
 }

@@ -120,9 +120,11 @@ impl VHost {
             kind: ResourceKind::Exchange,
             name: x.name().to_owned(),
             vhost: self.name().to_owned(),
-            arg: arg.to_owned(),
-            received,
-            current,
+            mismatch: Box::new(crate::error::Mismatch {
+                arg: arg.to_owned(),
+                received,
+                current,
+            }),
         };
         if current.kind != spec.kind {
             return Err(fail(

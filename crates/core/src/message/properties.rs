@@ -2,8 +2,8 @@
 
 use super::{FieldTable, FieldValue};
 
-/// Largest per-message or per-queue TTL RabbitMQ accepts (its timer limit), in ms.
-pub const MAX_TTL_MS: u64 = 4_294_967_295;
+/// Largest per-message or per-queue TTL RabbitMQ accepts (ten years), in ms.
+pub const MAX_TTL_MS: u64 = 315_360_000_000;
 
 /// A message's properties. Every field is optional, as on the wire; short strings are held
 /// as text (a non-UTF-8 short string is decoded lossily, which only matters if the broker
@@ -101,7 +101,7 @@ impl Properties {
         }
         match u64::try_from(value) {
             Ok(ms) if ms <= MAX_TTL_MS => Ok(Some(ms)),
-            _ => Err(err(format!("{{value_too_large,{value},{MAX_TTL_MS}}}"))),
+            _ => Err(err(format!("{{value_too_large,{value}}}"))),
         }
     }
 
@@ -140,7 +140,11 @@ mod tests {
         assert_eq!(with_expiration("1500").expiration_ms(), Ok(Some(1500)));
         assert_eq!(with_expiration("+7").expiration_ms(), Ok(Some(7)));
         assert_eq!(Properties::default().expiration_ms(), Ok(None));
-        for bad in ["", "abc", "-1", "10ms", "4294967296", " 5", "-"] {
+        assert_eq!(
+            with_expiration("4294967296").expiration_ms(),
+            Ok(Some(4_294_967_296))
+        );
+        for bad in ["", "abc", "-1", "10ms", "315360000001", " 5", "-"] {
             assert!(with_expiration(bad).expiration_ms().is_err(), "{bad}");
         }
         let err = with_expiration("-5").expiration_ms().unwrap_err();

@@ -120,7 +120,7 @@ fn non_neg(value: &FieldValue) -> Result<u64, String> {
 fn expiry(value: &FieldValue) -> Result<u64, String> {
     let n = non_neg(value)?;
     if n > MAX_TTL_MS {
-        return Err(format!("{{value_too_large,{n},{MAX_TTL_MS}}}"));
+        return Err(format!("{{value_too_large,{n}}}"));
     }
     Ok(n)
 }
@@ -296,9 +296,11 @@ impl QueueArgs {
                 kind: ResourceKind::Queue,
                 name: queue.to_owned(),
                 vhost: vhost.to_owned(),
-                arg: (*key).to_owned(),
-                received: describe(new),
-                current: describe(old),
+                mismatch: Box::new(crate::error::Mismatch {
+                    arg: (*key).to_owned(),
+                    received: describe(new),
+                    current: describe(old),
+                }),
             });
         }
         Ok(())

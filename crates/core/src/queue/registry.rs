@@ -182,9 +182,11 @@ impl VHost {
                     kind: ResourceKind::Queue,
                     name: queue.name().to_owned(),
                     vhost: self.name().to_owned(),
-                    arg: arg.to_owned(),
-                    received: format!("'{received}'"),
-                    current: format!("'{current}'"),
+                    mismatch: Box::new(crate::error::Mismatch {
+                        arg: arg.to_owned(),
+                        received: format!("'{received}'"),
+                        current: format!("'{current}'"),
+                    }),
                 })
             }
         };

@@ -8,7 +8,7 @@
 //! # Invariants
 //!
 //! Rules for a section type (including one a frontend crate owns later, e.g.
-//! `pub amqp: ferrymq_amqp::Config` replacing [`AmqpConfig`]):
+//! `pub amqp: ferrymq_amqp::AmqpConfig`):
 //! - `Serialize + Deserialize + Default`, `#[serde(default, deny_unknown_fields)]`.
 //! - No `Option` fields and no `#[serde(skip_serializing_if)]`: a key absent from the serialized
 //!   defaults is unknown to the file and env layers. Use a sentinel (`""`, `0`) and document it.
@@ -35,7 +35,8 @@ mod validate;
 pub struct Config {
     pub server: ServerConfig,
     pub storage: StorageConfig,
-    pub amqp: AmqpConfig,
+    /// `[amqp]`: owned by the AMQP frontend (listener, tune values, users, limits).
+    pub amqp: ferrymq_amqp::AmqpConfig,
     pub kafka: KafkaConfig,
     pub http: HttpConfig,
     pub log: LogConfig,
@@ -105,33 +106,6 @@ impl StorageConfig {
             segment_bytes: self.segment_bytes,
         };
         config
-    }
-}
-
-/// `[amqp]`: the AMQP 0-9-1 listener and what it offers clients in `Connection.Tune`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct AmqpConfig {
-    pub listen: SocketAddr,
-    /// Further clients wait in the kernel's accept backlog until a connection closes.
-    pub max_connections: usize,
-    /// Heartbeat timeout proposed to clients, in seconds; 0 disables heartbeats.
-    pub heartbeat: u16,
-    /// Largest frame, in bytes, a client may send or be sent.
-    pub frame_max: u32,
-    /// Highest channel number a client may open.
-    pub channel_max: u16,
-}
-
-impl Default for AmqpConfig {
-    fn default() -> Self {
-        Self {
-            listen: SocketAddr::from(([0, 0, 0, 0], 5672)),
-            max_connections: 10_000,
-            heartbeat: 60,
-            frame_max: 131_072,
-            channel_max: 2_047,
-        }
     }
 }
 
