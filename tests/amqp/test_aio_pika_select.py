@@ -7,7 +7,7 @@ import aiormq
 import pika
 import pytest
 
-from amqp_helpers import unique
+from amqp_helpers import unique, peer  # noqa: F401 (fixtures)
 
 
 def test_aio_pika_publish_consume_rpc_with_confirms(peer):

@@ -6,7 +6,7 @@ import time
 import pika
 import pytest
 
-from amqp_helpers import unique, wait_until
+from amqp_helpers import unique, wait_until, peer, amqp_url  # noqa: F401 (fixtures)
 
 
 def drain(ch, queue, n, timeout=10.0, auto_ack=True):

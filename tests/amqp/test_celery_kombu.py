@@ -16,7 +16,7 @@ import kombu
 import pytest
 from celery import Celery
 
-from amqp_helpers import unique
+from amqp_helpers import unique, amqp_url  # noqa: F401 (fixtures)
 
 APP = """
 from celery import Celery

@@ -3,7 +3,7 @@
 import pika
 import pytest
 
-from amqp_helpers import unique, wait_until
+from amqp_helpers import unique, wait_until, peer  # noqa: F401 (fixtures)
 
 
 def test_confirms_ack_every_publish(peer):

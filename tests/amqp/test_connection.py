@@ -10,7 +10,7 @@ import pika
 import pytest
 from pika import spec
 
-from amqp_helpers import connect, unique, wait_until
+from amqp_helpers import connect, unique, wait_until, peer, amqp_url  # noqa: F401 (fixtures)
 from rawamqp import RawClient
 
 

@@ -4,7 +4,7 @@ import time
 
 import pika
 
-from amqp_helpers import unique, wait_until
+from amqp_helpers import unique, wait_until, peer, amqp_url  # noqa: F401 (fixtures)
 
 
 def get(ch, q, timeout=10.0):

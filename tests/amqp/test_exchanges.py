@@ -3,7 +3,7 @@
 import pika
 import pytest
 
-from amqp_helpers import unique
+from amqp_helpers import unique, peer  # noqa: F401 (fixtures)
 
 
 def routed(ch, queues):

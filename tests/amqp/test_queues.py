@@ -7,7 +7,7 @@ import time
 import pika
 import pytest
 
-from amqp_helpers import unique, wait_until
+from amqp_helpers import unique, wait_until, peer  # noqa: F401 (fixtures)
 
 
 def closed_code(peer, action):
