@@ -242,3 +242,24 @@ def test_watermarks_and_seeks_by_offset_and_by_timestamp(broker):
     beyond = c.offsets_for_times([TopicPartition(topic, 0, base + 10_000_000)], timeout=10)[0]
     assert beyond.offset == -1
     c.close()
+
+
+def test_log_append_time_topics_stamp_records_with_the_broker_clock(broker):
+    from confluent_kafka import TIMESTAMP_CREATE_TIME, TIMESTAMP_LOG_APPEND_TIME
+    create(broker, "appended", 1, {"message.timestamp.type": "LogAppendTime"})
+    create(broker, "created", 1)
+    for topic in ("appended", "created"):
+        p = producer(broker)
+        p.produce(topic, value=b"old", timestamp=1_000_000_000_000)
+        assert p.flush(10) == 0
+    before = int(time.time() * 1000) - 60_000
+    c = consumer(broker, "stamps")
+    c.assign([TopicPartition("appended", 0, 0), TopicPartition("created", 0, 0)])
+    stamps = {}
+    while len(stamps) < 2:
+        for m in c.consume(10, 1.0):
+            stamps[m.topic()] = m.timestamp()
+    c.close()
+    kind, ts = stamps["appended"]
+    assert kind == TIMESTAMP_LOG_APPEND_TIME and ts >= before
+    assert stamps["created"] == (TIMESTAMP_CREATE_TIME, 1_000_000_000_000)

@@ -17,6 +17,8 @@
 
 mod codec;
 mod coordinator;
+mod membership;
+mod offsets;
 mod state;
 mod store;
 

@@ -18,7 +18,7 @@ pub struct Stream {
     name: String,
     id: StreamId,
     dir: PathBuf,
-    config: RwLock<StreamConfig>,
+    config: RwLock<Arc<StreamConfig>>,
     partitions: RwLock<Arc<Vec<Arc<Partition>>>>,
     deleted: AtomicBool,
 }
@@ -32,11 +32,9 @@ impl Stream {
         self.id
     }
 
-    pub fn config(&self) -> StreamConfig {
-        self.config
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+    /// The stream's settings (a shared snapshot: cheap to take on every append).
+    pub fn config(&self) -> Arc<StreamConfig> {
+        Arc::clone(&self.config.read().unwrap_or_else(PoisonError::into_inner))
     }
 
     pub fn partition_count(&self) -> u32 {
@@ -65,7 +63,7 @@ impl Stream {
         StreamDefinition {
             id: self.id,
             partitions: self.partition_count(),
-            config: self.config(),
+            config: StreamConfig::clone(&self.config()),
         }
     }
 
@@ -126,7 +124,7 @@ impl Streams {
                 name: name.clone(),
                 id: def.id,
                 dir: dir.join(layout::encode_name(&name)),
-                config: RwLock::new(def.config),
+                config: RwLock::new(Arc::new(def.config)),
                 partitions: RwLock::new(Arc::new(Vec::new())),
                 deleted: AtomicBool::new(false),
             };
@@ -244,7 +242,7 @@ impl Streams {
             name: name.to_owned(),
             id: def.id,
             dir,
-            config: RwLock::new(def.config),
+            config: RwLock::new(Arc::new(def.config)),
             partitions: RwLock::new(Arc::new(Vec::new())),
             deleted: AtomicBool::new(false),
         };
@@ -341,7 +339,7 @@ impl Streams {
         *stream
             .config
             .write()
-            .unwrap_or_else(PoisonError::into_inner) = config;
+            .unwrap_or_else(PoisonError::into_inner) = Arc::new(config);
         for partition in stream.partitions().iter() {
             partition.apply_settings(effective.clone())?;
         }

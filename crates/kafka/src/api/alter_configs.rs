@@ -56,7 +56,7 @@ async fn alter(
             format!("Topic '{}' does not exist", &**name),
         )
     })?;
-    let mut config = stream.config();
+    let mut config = StreamConfig::clone(&stream.config());
     change(&mut config).map_err(|m| (code::INVALID_CONFIG, m))?;
     if validate_only {
         return Ok(());
