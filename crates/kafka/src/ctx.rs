@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use ferrymq_core::group::{Coordinator, GroupConfig};
 use ferrymq_core::stream::{ProducerIds, StreamDefaults, Streams, TimestampType};
-use ferrymq_core::{Broker, Error};
+use ferrymq_core::{Broker, Error, VHost};
 
 use crate::KafkaConfig;
 
@@ -16,6 +16,7 @@ use crate::KafkaConfig;
 pub struct Ctx {
     pub(crate) broker: Arc<Broker>,
     pub(crate) config: KafkaConfig,
+    pub(crate) vhost: Arc<VHost>,
     pub(crate) streams: Arc<Streams>,
     pub(crate) groups: Arc<Coordinator>,
     pub(crate) producer_ids: Arc<ProducerIds>,
@@ -112,6 +113,7 @@ impl Ctx {
         Ok(Arc::new(Self {
             broker,
             config,
+            vhost,
             streams,
             groups,
             producer_ids,

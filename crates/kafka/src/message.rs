@@ -80,6 +80,13 @@ macro_rules! apis {
                 }
             }
 
+            /// The encoded size at `version`, to reserve the buffer once.
+            fn size(&self, version: i16) -> Option<usize> {
+                match self {
+                    $(Self::$name(body) => body.compute_size(version).ok(),)*
+                }
+            }
+
             /// The API this body answers.
             pub fn api(&self) -> ApiKey {
                 match self {
@@ -182,6 +189,7 @@ pub struct KafkaResponse {
 impl KafkaResponse {
     /// Appends the size-prefixed response frame to `out`.
     pub fn encode(&self, out: &mut BytesMut) -> Result<(), String> {
+        out.reserve(self.body.size(self.version).unwrap_or(0) + 16);
         let start = out.len();
         out.extend_from_slice(&[0; 4]);
         let api = self.body.api();

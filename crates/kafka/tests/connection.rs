@@ -398,3 +398,53 @@ async fn an_offset_past_the_end_is_out_of_range_with_watermarks() {
         "the end itself is in range"
     );
 }
+
+#[tokio::test]
+async fn shutdown_answers_waiting_joins_and_long_polls_at_once() {
+    let b = TestBroker::start(TestBroker::default_config());
+    let mut first = b.client();
+    create(&mut first, "bye", 1, &[]).await;
+    let join = |member: &str| {
+        JoinGroupRequest::default()
+            .with_group_id(GroupId(StrBytes::from_static_str("bye")))
+            .with_session_timeout_ms(30_000)
+            .with_rebalance_timeout_ms(60_000)
+            .with_member_id(StrBytes::from_string(member.to_owned()))
+            .with_protocol_type(StrBytes::from_static_str("consumer"))
+            .with_protocols(vec![
+                join_group_request::JoinGroupRequestProtocol::default()
+                    .with_name(StrBytes::from_static_str("range")),
+            ])
+    };
+    let joined: JoinGroupResponse = first.call(ApiKey::JoinGroup, 1, &join("")).await;
+    assert_eq!((joined.error_code, joined.generation_id), (0, 1));
+    // A second member forces a rebalance the first never rejoins: its join waits.
+    let mut second = b.client();
+    let waiting_join = tokio::spawn(async move {
+        let resp: JoinGroupResponse = second.call(ApiKey::JoinGroup, 1, &join("")).await;
+        resp
+    });
+    let mut third = b.client();
+    let waiting_fetch = tokio::spawn(async move {
+        let resp: FetchResponse = third
+            .call(ApiKey::Fetch, 12, &fetch_req("bye", 0, 30_000))
+            .await;
+        resp
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!waiting_join.is_finished() && !waiting_fetch.is_finished());
+    b.shutdown.cancel();
+    let join = tokio::time::timeout(Duration::from_secs(2), waiting_join)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        join.error_code, 15,
+        "COORDINATOR_NOT_AVAILABLE: find the coordinator again"
+    );
+    let fetch = tokio::time::timeout(Duration::from_secs(2), waiting_fetch)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(fetch.responses[0].partitions[0].error_code, 0);
+}

@@ -22,7 +22,7 @@ use crate::{Ctx, topic_config};
 
 /// Checks one topic; the partition count and config to create it with.
 fn plan(ctx: &Ctx, topic: &CreatableTopic) -> Result<(u32, StreamConfig), (i16, String)> {
-    validate_topic_name(ctx, &topic.name).map_err(|m| (code::INVALID_TOPIC_EXCEPTION, m))?;
+    validate_topic_name(ctx, &topic.name)?;
     if ctx.streams.get(&topic.name).is_some() {
         return Err((
             code::TOPIC_ALREADY_EXISTS,

@@ -80,10 +80,15 @@ pub(super) fn handle(
     };
     let member_id = join.member_id.clone();
     let pending = ctx.groups.join(&join);
+    let shutdown = conn.shutdown.clone();
     later(async move {
-        let response = pending
-            .resolve(|| JoinResponse::error(GroupError::ShuttingDown, member_id))
-            .await;
+        let stopped = || JoinResponse::error(GroupError::ShuttingDown, member_id.clone());
+        // A rebalance can take minutes; at shutdown the client is told to find the
+        // coordinator again instead of the connection being held open.
+        let response = tokio::select! {
+            response = pending.resolve(stopped) => response,
+            () = shutdown.cancelled() => stopped(),
+        };
         encode(response, version)
     })
 }

@@ -66,7 +66,7 @@ pub async fn dispatch(ctx: &Arc<Ctx>, conn: &ConnState, request: KafkaRequest) -
         RequestBody::OffsetForLeaderEpoch(r) => offset_for_leader_epoch::handle(ctx, &r, v),
         RequestBody::FindCoordinator(r) => find_coordinator::handle(ctx, &r, v),
         RequestBody::JoinGroup(r) => join_group::handle(ctx, conn, r, v),
-        RequestBody::SyncGroup(r) => sync_group::handle(ctx, r, v),
+        RequestBody::SyncGroup(r) => sync_group::handle(ctx, conn, r, v),
         RequestBody::Heartbeat(r) => heartbeat::handle(ctx, &r, v),
         RequestBody::LeaveGroup(r) => leave_group::handle(ctx, &r, v),
         RequestBody::OffsetCommit(r) => offset_commit::handle(ctx, &r, v),

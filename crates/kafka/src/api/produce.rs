@@ -200,10 +200,9 @@ pub(super) async fn handle(ctx: &Arc<Ctx>, request: ProduceRequest, version: i16
         return Reply::Now(finish(responses));
     }
     let timeout = Duration::from_millis(u64::try_from(request.timeout_ms).unwrap_or(0).max(1));
-    let shutdown_grace = Duration::from_secs(30).min(timeout);
     later(async move {
         let mut responses = responses;
-        let deadline = tokio::time::Instant::now() + timeout.max(shutdown_grace);
+        let deadline = tokio::time::Instant::now() + timeout;
         for w in waiting {
             let outcome = tokio::time::timeout_at(deadline, w.partition.wait_visible(w.end)).await;
             let err = match outcome {

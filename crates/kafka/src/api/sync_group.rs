@@ -7,11 +7,16 @@ use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 
 use super::{later, s};
 use crate::Ctx;
-use crate::connection::Reply;
+use crate::connection::{ConnState, Reply};
 use crate::error;
 use crate::message::ResponseBody;
 
-pub(super) fn handle(ctx: &Arc<Ctx>, request: SyncGroupRequest, version: i16) -> Reply {
+pub(super) fn handle(
+    ctx: &Arc<Ctx>,
+    conn: &ConnState,
+    request: SyncGroupRequest,
+    version: i16,
+) -> Reply {
     let assignments = request
         .assignments
         .into_iter()
@@ -26,10 +31,13 @@ pub(super) fn handle(ctx: &Arc<Ctx>, request: SyncGroupRequest, version: i16) ->
         request.protocol_name.as_deref(),
         assignments,
     );
+    let shutdown = conn.shutdown.clone();
     later(async move {
-        let r = pending
-            .resolve(|| SyncResponse::error(GroupError::ShuttingDown))
-            .await;
+        let stopped = || SyncResponse::error(GroupError::ShuttingDown);
+        let r = tokio::select! {
+            r = pending.resolve(stopped) => r,
+            () = shutdown.cancelled() => stopped(),
+        };
         let mut response = SyncGroupResponse::default()
             .with_error_code(r.error.as_ref().map_or(0, error::from_group))
             .with_assignment(r.assignment);

@@ -10,20 +10,32 @@ use crate::Ctx;
 use crate::error::code;
 
 /// Kafka's topic name rules: 1-249 of `[a-zA-Z0-9._-]`, not `.` or `..`, and no collision
-/// with an existing topic that differs only in `.` versus `_`.
-pub(crate) fn validate_topic_name(ctx: &Ctx, name: &str) -> Result<(), String> {
+/// with an existing topic that differs only in `.` versus `_` (INVALID_TOPIC_EXCEPTION); and
+/// ferrymq's: no classic queue of that name in the vhost, since queues and streams share one
+/// namespace (TOPIC_ALREADY_EXISTS).
+pub(crate) fn validate_topic_name(ctx: &Ctx, name: &str) -> Result<(), (i16, String)> {
+    let invalid = |m: String| Err((code::INVALID_TOPIC_EXCEPTION, m));
     if name.is_empty() || name == "." || name == ".." {
-        return Err(format!("Topic name \"{name}\" is illegal"));
+        return invalid(format!("Topic name \"{name}\" is illegal"));
     }
     if name.len() > 249 {
-        return Err(format!("Topic name is longer than 249 characters: {name}"));
+        return invalid(format!("Topic name is longer than 249 characters: {name}"));
     }
     if !name
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
     {
-        return Err(format!(
+        return invalid(format!(
             "Topic name \"{name}\" is illegal, it contains a character other than ASCII alphanumerics, '.', '_' and '-'"
+        ));
+    }
+    if ctx.vhost.lookup_queue(name).is_some() {
+        return Err((
+            code::TOPIC_ALREADY_EXISTS,
+            format!(
+                "a queue named '{name}' exists in vhost '{}' (topics and queues share one namespace)",
+                ctx.vhost.name()
+            ),
         ));
     }
     let folded = name.replace('.', "_");
@@ -33,7 +45,7 @@ pub(crate) fn validate_topic_name(ctx: &Ctx, name: &str) -> Result<(), String> {
         .into_iter()
         .find(|s| s.name() != name && s.name().replace('.', "_") == folded)
     {
-        return Err(format!(
+        return invalid(format!(
             "Topic '{name}' collides with existing topic: {}",
             other.name()
         ));
@@ -54,7 +66,7 @@ pub(crate) async fn get_or_create(
     if !(allow && ctx.config.auto_create_topics_enable) {
         return Ok(None);
     }
-    validate_topic_name(ctx, name).map_err(|m| (code::INVALID_TOPIC_EXCEPTION, m))?;
+    validate_topic_name(ctx, name)?;
     let streams = Arc::clone(&ctx.streams);
     let partitions = ctx.config.num_partitions.max(1);
     let owned = name.to_owned();
