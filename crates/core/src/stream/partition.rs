@@ -61,6 +61,8 @@ pub struct Partition {
     data: Notify,
     flusher: Mutex<Flusher>,
     poisoned: AtomicBool,
+    /// The log end covered by the last producer snapshot written (`u64::MAX`: none yet).
+    snapshot_covers: std::sync::atomic::AtomicU64,
     deleted: AtomicBool,
 }
 
@@ -94,6 +96,7 @@ impl Partition {
             data: Notify::new(),
             flusher: Mutex::new(Flusher::default()),
             poisoned: AtomicBool::new(false),
+            snapshot_covers: std::sync::atomic::AtomicU64::new(u64::MAX),
             deleted: AtomicBool::new(false),
         };
         Ok((partition, recovery))
@@ -198,6 +201,15 @@ impl Partition {
         producers.truncate_below(start);
         *lock(&self.state) = producers;
         Ok(())
+    }
+
+    /// Whether a snapshot covering `covers_to` was already written.
+    pub(crate) fn snapshot_is_current(&self, covers_to: u64) -> bool {
+        self.snapshot_covers.load(Ordering::Acquire) == covers_to
+    }
+
+    pub(crate) fn snapshot_written(&self, covers_to: u64) {
+        self.snapshot_covers.store(covers_to, Ordering::Release);
     }
 
     pub(crate) fn producers_snapshot(&self) -> (Producers, u64) {

@@ -370,6 +370,9 @@ impl Streams {
 /// Writes the producer snapshot of `partition` (atomically).
 pub(crate) fn save_producers(stream: &Stream, partition: &Partition) -> Result<(), Error> {
     let (producers, covers_to) = partition.producers_snapshot();
+    if partition.snapshot_is_current(covers_to) {
+        return Ok(());
+    }
     let path = stream.producers_path(partition.index());
     let tmp = path.with_extension("producers.tmp");
     let io = |e| Error::DataDir {
@@ -377,5 +380,7 @@ pub(crate) fn save_producers(stream: &Stream, partition: &Partition) -> Result<(
         source: e,
     };
     std::fs::write(&tmp, producers.encode(covers_to)).map_err(io)?;
-    std::fs::rename(&tmp, &path).map_err(io)
+    std::fs::rename(&tmp, &path).map_err(io)?;
+    partition.snapshot_written(covers_to);
+    Ok(())
 }
