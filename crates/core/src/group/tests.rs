@@ -368,3 +368,87 @@ async fn invalid_joins_are_refused() {
         Some(GroupError::InconsistentProtocol { .. })
     ));
 }
+
+#[tokio::test(start_paused = true)]
+async fn members_that_miss_the_rebalance_deadline_are_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = open(dir.path());
+    let (a, join_a) = join_new(&c);
+    let (b, join_b) = join_new(&c);
+    settle(join_a, &c).await;
+    settle(join_b, &c).await;
+    let syncs = [
+        c.sync("g", 1, &a, None, None, None, vec![]),
+        c.sync("g", 1, &b, None, None, None, vec![]),
+    ];
+    for s in syncs {
+        settle(s, &c).await;
+    }
+    // A third member arrives; `a` rejoins, `b` keeps heartbeating but never rejoins.
+    let (_, join_c) = join_new(&c);
+    let rejoin_a = c.join(&request(&a, None));
+    let started = Instant::now();
+    let mut rc = None;
+    let mut ra = None;
+    let (mut join_c, mut rejoin_a) = (Some(join_c), Some(rejoin_a));
+    while rc.is_none() || ra.is_none() {
+        let _ = c.heartbeat("g", 1, &b, None);
+        advance(Duration::from_millis(500)).await;
+        c.tick(Instant::now());
+        for (slot, pending) in [(&mut rc, &mut join_c), (&mut ra, &mut rejoin_a)] {
+            if let Some(Pending::Wait(rx)) = pending.as_mut()
+                && let Ok(r) = rx.try_recv()
+            {
+                *slot = Some(r);
+                *pending = None;
+            }
+        }
+        assert!(
+            Instant::now() - started < Duration::from_secs(40),
+            "rebalance never completed"
+        );
+    }
+    assert!(
+        Instant::now() - started >= Duration::from_secs(29),
+        "waited for the 30 s rebalance timeout"
+    );
+    let (ra, rc) = (ra.unwrap(), rc.unwrap());
+    assert_eq!((ra.generation, rc.generation), (2, 2));
+    assert_eq!(ra.members.len().max(rc.members.len()), 2, "b was removed");
+    assert!(matches!(
+        c.heartbeat("g", 2, &b, None),
+        Err(GroupError::UnknownMember { .. })
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_leader_that_never_syncs_is_removed_after_the_rebalance_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = open(dir.path());
+    let (a, join_a) = join_new(&c);
+    let (b, join_b) = join_new(&c);
+    let ra = settle(join_a, &c).await;
+    settle(join_b, &c).await;
+    assert_eq!(ra.leader, a);
+    let Pending::Wait(mut follower) = c.sync("g", 1, &b, None, None, None, vec![]) else {
+        panic!("the follower waits for the leader's assignment")
+    };
+    let started = Instant::now();
+    let answer = loop {
+        advance(Duration::from_millis(500)).await;
+        c.tick(Instant::now());
+        if let Ok(r) = follower.try_recv() {
+            break r;
+        }
+        assert!(Instant::now() - started < Duration::from_secs(40));
+    };
+    assert!(matches!(
+        answer.error,
+        Some(GroupError::RebalanceInProgress { .. })
+    ));
+    let r = settle(c.join(&request(&b, None)), &c).await;
+    assert_eq!(
+        (r.generation, r.leader.as_str(), r.members.len()),
+        (2, b.as_str(), 1)
+    );
+}
