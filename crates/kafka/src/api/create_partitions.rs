@@ -42,7 +42,7 @@ pub(super) fn handle(ctx: &Arc<Ctx>, request: CreatePartitionsRequest, _version:
                 a.is_empty()
                     || u32::try_from(a.len()).ok() == Some(total - current)
                         && a.iter()
-                            .all(|x| x.broker_ids.len() == 1 && x.broker_ids[0].0 == node)
+                            .all(|x| matches!(x.broker_ids.as_slice(), [only] if only.0 == node))
             });
             if !assignments_ok {
                 results.push(fail(

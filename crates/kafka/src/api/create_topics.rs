@@ -56,7 +56,7 @@ fn plan(ctx: &Ctx, topic: &CreatableTopic) -> Result<(u32, StreamConfig), (i16, 
         let only_us = topic
             .assignments
             .iter()
-            .all(|a| a.broker_ids.len() == 1 && a.broker_ids[0].0 == node);
+            .all(|a| matches!(a.broker_ids.as_slice(), [only] if only.0 == node));
         if seen != expected || !only_us {
             return Err((
                 code::INVALID_REPLICA_ASSIGNMENT,
