@@ -466,19 +466,21 @@ pub fn apply(config: &mut StreamConfig, name: &str, value: Option<&str>) -> Resu
 
 /// The explicitly set value of `def` on `config`, if any.
 pub fn explicit(def: &TopicConfigDef, config: &StreamConfig) -> Option<String> {
-    let s = |v: Option<String>| v;
+    fn text(v: Option<impl ToString>) -> Option<String> {
+        v.map(|v| v.to_string())
+    }
     match def.field {
-        Field::RetentionMs => s(config.retention_ms.map(|v| v.to_string())),
-        Field::RetentionBytes => s(config.retention_bytes.map(|v| v.to_string())),
-        Field::SegmentBytes => s(config.segment_bytes.map(|v| v.to_string())),
-        Field::SegmentMs => s(config.segment_ms.map(|v| v.to_string())),
-        Field::MaxMessageBytes => s(config.max_message_bytes.map(|v| v.to_string())),
+        Field::RetentionMs => text(config.retention_ms),
+        Field::RetentionBytes => text(config.retention_bytes),
+        Field::SegmentBytes => text(config.segment_bytes),
+        Field::SegmentMs => text(config.segment_ms),
+        Field::MaxMessageBytes => text(config.max_message_bytes),
         Field::TimestampType => config
             .timestamp_type
             .map(|t| timestamp_type_name(t).to_owned()),
-        Field::FlushMessages => s(config.flush_messages.map(|v| v.to_string())),
-        Field::FlushMs => s(config.flush_ms.map(|v| v.to_string())),
-        Field::IndexIntervalBytes => s(config.index_interval_bytes.map(|v| v.to_string())),
+        Field::FlushMessages => text(config.flush_messages),
+        Field::FlushMs => text(config.flush_ms),
+        Field::IndexIntervalBytes => text(config.index_interval_bytes),
         Field::Extra => config.extra.get(def.name).cloned(),
     }
 }
