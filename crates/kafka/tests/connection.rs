@@ -448,3 +448,60 @@ async fn shutdown_answers_waiting_joins_and_long_polls_at_once() {
         .unwrap();
     assert_eq!(fetch.responses[0].partitions[0].error_code, 0);
 }
+
+#[tokio::test]
+async fn fetch_limits_bound_the_response_but_always_return_one_batch() {
+    let b = TestBroker::start(TestBroker::default_config());
+    let mut c = b.client();
+    create(&mut c, "limits", 2, &[]).await;
+    let one = batch(5, Compression::None);
+    for p in 0..2 {
+        for _ in 0..4 {
+            produce(&mut c, "limits", p, one.clone()).await;
+        }
+    }
+    let size = one.len();
+    let fetch = |max_bytes: i32, partition_max: i32| {
+        FetchRequest::default()
+            .with_max_wait_ms(0)
+            .with_max_bytes(max_bytes)
+            .with_session_epoch(-1)
+            .with_topics(vec![
+                fetch_request::FetchTopic::default()
+                    .with_topic(name("limits"))
+                    .with_partitions(
+                        (0..2)
+                            .map(|p| {
+                                fetch_request::FetchPartition::default()
+                                    .with_partition(p)
+                                    .with_fetch_offset(0)
+                                    .with_partition_max_bytes(partition_max)
+                            })
+                            .collect(),
+                    ),
+            ])
+    };
+    let lens = |resp: FetchResponse| -> Vec<usize> {
+        resp.responses[0]
+            .partitions
+            .iter()
+            .map(|p| p.records.as_ref().unwrap().len())
+            .collect()
+    };
+    // Plenty of room: everything.
+    let all: FetchResponse = c.call(ApiKey::Fetch, 12, &fetch(1 << 20, 1 << 20)).await;
+    assert_eq!(lens(all), vec![4 * size, 4 * size]);
+    // Per-partition limit of two batches.
+    let two: FetchResponse = c
+        .call(
+            ApiKey::Fetch,
+            12,
+            &fetch(1 << 20, i32::try_from(2 * size).unwrap()),
+        )
+        .await;
+    assert_eq!(lens(two), vec![2 * size, 2 * size]);
+    // Limits smaller than a batch: the first partition still gets one whole batch (progress),
+    // the second nothing (the response is full).
+    let tiny: FetchResponse = c.call(ApiKey::Fetch, 12, &fetch(10, 10)).await;
+    assert_eq!(lens(tiny), vec![size, 0]);
+}
