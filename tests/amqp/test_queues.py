@@ -238,3 +238,19 @@ def test_quorum_queue_type_is_accepted_for_durable_queues(peer):
     conn.close()
     code, _ = closed_code(peer, lambda ch: ch.queue_declare(unique("qq"), durable=False, arguments={"x-queue-type": "quorum"}))
     assert code == 406
+
+
+def test_a_queue_cannot_take_the_name_of_a_kafka_topic(shared_broker):
+    """Classic queues and streams (Kafka topics) of a vhost share one namespace."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    from amqp_helpers import connect
+
+    name = unique("topic")
+    admin = AdminClient({"bootstrap.servers": shared_broker.bootstrap})
+    admin.create_topics([NewTopic(name, 1, 1)])[name].result(10)
+    conn = connect(shared_broker.amqp_url)
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker) as e:
+        conn.channel().queue_declare(name)
+    assert e.value.reply_code == 406 and "stream" in e.value.reply_text
+    conn.close()

@@ -140,6 +140,17 @@ impl VHost {
             (durable, spec.exclusive, spec.auto_delete),
         )?;
         let mut map = write(&self.queues.map);
+        // Queues and streams (Kafka topics) share one namespace.
+        if self.streams().get(&spec.name).is_some() {
+            return Err(Error::PreconditionFailed {
+                reason: format!(
+                    "a stream named '{}' exists in vhost '{}' (queues and streams share one \
+                     namespace)",
+                    spec.name,
+                    self.name()
+                ),
+            });
+        }
         if let Some(queue) = map.get(&spec.name).cloned() {
             // Declared concurrently by someone else: treat as a redeclaration.
             drop(map);
