@@ -121,3 +121,28 @@ def test_a_static_member_restarts_without_a_rebalance(broker):
     assert b.assignments == b_assignments and b.revocations == 0, "the other member saw no rebalance"
     a2.c.close()
     b.c.close()
+
+
+def test_cooperative_sticky_rebalancing_hands_partitions_over(broker):
+    create(broker, "coop", 4)
+    conf = {"partition.assignment.strategy": "cooperative-sticky"}
+    a = Member(broker, "coop-group", "coop", **conf)
+    # Incremental callbacks: on_assign adds, on_revoke removes.
+    a.c.unsubscribe()
+    owned = {"a": set(), "b": set()}
+
+    def assign(name):
+        return lambda c, parts: owned[name].update(p.partition for p in parts)
+
+    def revoke(name):
+        return lambda c, parts: owned[name].difference_update(p.partition for p in parts)
+
+    a.c.subscribe(["coop"], on_assign=assign("a"), on_revoke=revoke("a"))
+    poll_until([a], lambda: owned["a"] == {0, 1, 2, 3}, message="a owns all")
+    b = Member(broker, "coop-group", "coop", **conf)
+    b.c.unsubscribe()
+    b.c.subscribe(["coop"], on_assign=assign("b"), on_revoke=revoke("b"))
+    poll_until([a, b], lambda: len(owned["a"]) == 2 and len(owned["b"]) == 2 and not owned["a"] & owned["b"],
+               message="cooperative hand-over")
+    a.c.close()
+    b.c.close()

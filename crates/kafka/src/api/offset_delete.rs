@@ -3,10 +3,14 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use kafka_protocol::messages::offset_delete_response::{
     OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
 };
-use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
+use kafka_protocol::messages::{
+    ConsumerProtocolSubscription, OffsetDeleteRequest, OffsetDeleteResponse,
+};
+use kafka_protocol::protocol::Decodable;
 
 use super::later;
 use crate::Ctx;
@@ -14,21 +18,22 @@ use crate::connection::Reply;
 use crate::error::{self, code};
 use crate::message::ResponseBody;
 
-/// The topics of a `consumer` protocol subscription (ConsumerProtocolSubscription, any
-/// version): `version i16 | topics [string]`, the rest ignored. `None` if malformed.
-pub(crate) fn subscribed_topics(metadata: &[u8]) -> Option<Vec<String>> {
-    let (_, rest) = metadata.split_first_chunk::<2>()?;
-    let (count, mut rest) = rest.split_first_chunk::<4>()?;
-    let count = usize::try_from(i32::from_be_bytes(*count)).ok()?;
-    let mut topics = Vec::with_capacity(count.min(rest.len() / 2));
-    for _ in 0..count {
-        let (len, tail) = rest.split_first_chunk::<2>()?;
-        let len = usize::try_from(i16::from_be_bytes(*len)).ok()?;
-        let name = tail.get(..len)?;
-        topics.push(String::from_utf8(name.to_vec()).ok()?);
-        rest = tail.get(len..)?;
-    }
-    Some(topics)
+/// The topics of a `consumer` protocol subscription (a member's JoinGroup metadata:
+/// `version i16 | ConsumerProtocolSubscription`); `None` if malformed. Newer versions are read
+/// as the newest known, as Kafka's consumer protocol does.
+pub(crate) fn subscribed_topics(metadata: &Bytes) -> Option<Vec<String>> {
+    let (version, _) = metadata.split_first_chunk::<2>()?;
+    let version = i16::from_be_bytes(*version).clamp(0, 3);
+    let mut body = metadata.slice(2..);
+    crate::bounds::walk_subscription(version, &body).ok()?;
+    let subscription = ConsumerProtocolSubscription::decode(&mut body, version).ok()?;
+    Some(
+        subscription
+            .topics
+            .into_iter()
+            .map(|t| t.to_string())
+            .collect(),
+    )
 }
 
 pub(super) fn handle(ctx: &Arc<Ctx>, request: OffsetDeleteRequest, _version: i16) -> Reply {
@@ -36,7 +41,7 @@ pub(super) fn handle(ctx: &Arc<Ctx>, request: OffsetDeleteRequest, _version: i16
     let subscribed: Vec<String> = match ctx.groups.member_metadata(&group) {
         Some((protocol_type, metadata)) if protocol_type == "consumer" => metadata
             .iter()
-            .filter_map(|m| subscribed_topics(m))
+            .filter_map(subscribed_topics)
             .flatten()
             .collect(),
         _ => Vec::new(),
@@ -85,4 +90,37 @@ pub(super) fn handle(ctx: &Arc<Ctx>, request: OffsetDeleteRequest, _version: i16
         };
         ResponseBody::OffsetDelete(response)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::{BufMut, BytesMut};
+    use kafka_protocol::protocol::{Encodable, StrBytes};
+
+    use super::*;
+
+    #[test]
+    fn subscriptions_of_every_version_are_read_and_hostile_ones_refused() {
+        let topics = vec![
+            StrBytes::from_static_str("a"),
+            StrBytes::from_static_str("b"),
+        ];
+        for version in 0..=3i16 {
+            let mut buf = BytesMut::new();
+            buf.put_i16(version);
+            ConsumerProtocolSubscription::default()
+                .with_topics(topics.clone())
+                .encode(&mut buf, version)
+                .unwrap();
+            assert_eq!(
+                subscribed_topics(&buf.freeze()),
+                Some(vec!["a".into(), "b".into()]),
+                "v{version}"
+            );
+        }
+        // Version 0, a topic count of two billion and nothing else.
+        let hostile = Bytes::from_static(&[0, 0, 0x7f, 0xff, 0xff, 0xff]);
+        assert_eq!(subscribed_topics(&hostile), None);
+        assert_eq!(subscribed_topics(&Bytes::from_static(&[0])), None);
+    }
 }

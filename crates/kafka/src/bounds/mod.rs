@@ -110,6 +110,16 @@ pub fn budget(frame_len: usize) -> usize {
 /// will consume.
 pub fn walk(api_key: i16, version: i16, body: &[u8]) -> Result<usize, BoundsError> {
     let schema = schema(api_key).ok_or(BoundsError::NoSchema { api_key })?;
+    walk_schema(schema, version, body)
+}
+
+/// Walks `body` as a consumer-protocol subscription (the member metadata of `consumer`
+/// groups) at `version`, which the metadata's first two bytes carry.
+pub fn walk_subscription(version: i16, body: &[u8]) -> Result<usize, BoundsError> {
+    walk_schema(&tables::CONSUMER_SUBSCRIPTION, version, body)
+}
+
+fn walk_schema(schema: &'static Schema, version: i16, body: &[u8]) -> Result<usize, BoundsError> {
     let mut walker = Walker {
         buf: body,
         pos: 0,

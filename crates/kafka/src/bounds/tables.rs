@@ -558,6 +558,26 @@ static OFFSET_DELETE: Schema = Schema {
     ],
 };
 
+/// ConsumerProtocolSubscription v0-3 (not a request: the `consumer` protocol's JoinGroup
+/// metadata), never flexible.
+pub(crate) static CONSUMER_SUBSCRIPTION: Schema = Schema {
+    flexible_from: NONE,
+    fields: &[
+        f(STRINGS, 0, ALL), // topics
+        f(BYTES, 0, ALL),   // user_data
+        f(
+            array::<kafka_protocol::messages::consumer_protocol_subscription::TopicPartition>(&[
+                f(STR, 1, ALL),
+                f(INT32S, 1, ALL),
+            ]),
+            1,
+            ALL,
+        ), // owned_partitions
+        f(I32, 2, ALL),     // generation_id
+        f(STR, 3, ALL),     // rack_id
+    ],
+};
+
 static DESCRIBE_CLUSTER: Schema = Schema {
     flexible_from: 0,
     fields: &[f(BOOL, 0, ALL), f(I8, 1, ALL), f(BOOL, 2, ALL)],
