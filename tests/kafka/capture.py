@@ -5,11 +5,18 @@
 
 Each request frame (without its 4-byte size prefix) is written to
 `DIR/<prefix>-<api name>-v<version>.bin` (first occurrence of each api/version only). With
-`--upstream`, the recorder is a transparent proxy in front of a broker (point the client at the
-recorder; note that Metadata will still advertise the upstream address, so only the bootstrap
-connection is recorded). Without it, the recorder answers nothing and closes after the first
-frame: enough to capture the ApiVersions request a client opens every connection with.
+`--upstream`, the recorder is a transparent proxy in front of a broker. Start that broker with
+`--kafka-advertised <the recorder's address>` so that clients, which reconnect to the address
+Metadata advertises, keep going through the recorder. Without `--upstream` the recorder
+answers nothing and closes after the first frame: enough for the ApiVersions request a client
+opens every connection with.
+
+The fixtures in crates/kafka/tests/fixtures were captured this way from kcat 1.7.1 (Debian's
+librdkafka 2.0.2: -L, -P, -C, -G), confluent-kafka 2.16 (admin calls, an idempotent lz4
+producer, a group consumer, seeks), kafka-python 3.0.12 (admin, producer, group consumer)
+and aiokafka 0.14 (idempotent producer, group consumer).
 """
+
 
 import argparse
 import os
