@@ -17,7 +17,6 @@ producer, a group consumer, seeks), kafka-python 3.0.12 (admin, producer, group 
 and aiokafka 0.14 (idempotent producer, group consumer).
 """
 
-
 import argparse
 import os
 import socket
