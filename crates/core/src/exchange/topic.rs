@@ -207,4 +207,50 @@ mod tests {
         assert_eq!(words("a.").collect::<Vec<_>>(), ["a", ""]);
         assert_eq!(words(".").collect::<Vec<_>>(), ["", ""]);
     }
+
+    /// The definition, as a slow recursive matcher: `#` takes zero or more words.
+    fn reference(binding: &[&str], key: &[&str]) -> bool {
+        match (binding.split_first(), key.split_first()) {
+            (None, None) => true,
+            (None, Some(_)) => false,
+            (Some((&"#", rest)), _) => {
+                (0..=key.len()).any(|skip| reference(rest, key.get(skip..).unwrap_or_default()))
+            }
+            (Some(_), None) => false,
+            (Some((&"*", rest)), Some((_, key_rest))) => reference(rest, key_rest),
+            (Some((word, rest)), Some((k, key_rest))) => word == k && reference(rest, key_rest),
+        }
+    }
+
+    fn join(words: &[&str]) -> String {
+        words.join(".")
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn trie_agrees_with_the_definition(
+            bindings in proptest::collection::vec(
+                proptest::collection::vec(proptest::sample::select(vec!["a", "b", "*", "#"]), 0..5),
+                1..8,
+            ),
+            key in proptest::collection::vec(proptest::sample::select(vec!["a", "b", "c"]), 0..6),
+        ) {
+            let mut trie = TopicTrie::default();
+            for (i, b) in bindings.iter().enumerate() {
+                trie.insert(&join(b), i);
+            }
+            // An empty binding key and an empty routing key both have no words.
+            let key_text = join(&key);
+            let mut got: Vec<usize> = trie.matches(&key_text).into_iter().copied().collect();
+            got.sort_unstable();
+            got.dedup();
+            let expected: Vec<usize> = bindings
+                .iter()
+                .enumerate()
+                .filter(|(_, b)| reference(b, &key))
+                .map(|(i, _)| i)
+                .collect();
+            proptest::prop_assert_eq!(got, expected);
+        }
+    }
 }
