@@ -1,6 +1,6 @@
 //! Any byte stream after the protocol header: frames are split (size-checked from the
 //! header), method payloads decoded, content headers decoded. Every call must return.
-//! `cargo fuzz run frames ../tests/fixtures` (seed: the recorded pika session).
+//! `cargo fuzz run frames corpus/frames ../tests/fixtures` (seed: the recorded pika session).
 #![no_main]
 
 use bytes::BytesMut;

@@ -161,11 +161,14 @@ pub fn decode_table(bytes: Bytes) -> Result<FieldTable, TableError> {
     Reader::new(bytes).table()
 }
 
+/// Writes a short string, cut to 255 bytes at a character boundary.
 pub fn put_short_string(out: &mut BytesMut, s: &str) {
-    let bytes = s.as_bytes();
-    let len = bytes.len().min(255);
+    let mut len = s.len().min(255);
+    while !s.is_char_boundary(len) {
+        len -= 1;
+    }
     out.put_u8(u8::try_from(len).unwrap_or(u8::MAX));
-    out.put_slice(bytes.get(..len).unwrap_or_default());
+    out.put_slice(s.as_bytes().get(..len).unwrap_or_default());
 }
 
 fn put_long(out: &mut BytesMut, bytes: &[u8]) {
@@ -450,6 +453,14 @@ mod tests {
         }
         let round = from_amqp_table(&to_amqp_table(&unique));
         assert!(round.loosely_eq(&unique));
+    }
+
+    #[test]
+    fn long_short_strings_are_cut_at_a_character_boundary() {
+        let mut out = BytesMut::new();
+        put_short_string(&mut out, &"é".repeat(200));
+        assert_eq!(out[0], 254);
+        assert!(std::str::from_utf8(&out[1..]).is_ok());
     }
 
     proptest::proptest! {
