@@ -312,3 +312,33 @@ def test_memory_watermark_blocks_and_unblocks_publishers(make_broker):
     ch.basic_publish("", "fill", b"after")
     conn.close()
     drainer.close()
+
+
+def test_a_client_that_never_reads_harms_nobody_and_does_not_block_shutdown(make_broker):
+    b = make_broker()
+    raw = RawClient.from_url(b.amqp_url)
+    raw.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    raw.handshake()
+    raw.open_channel(1)
+    request = pika.frame.Method(1, spec.Exchange.Declare(exchange="amq.direct", passive=True)).marshal()
+    raw.sock.setblocking(False)
+    sent = 0
+    burst = request * 1000
+    started = time.monotonic()
+    while time.monotonic() - started < 5:
+        try:
+            sent += raw.sock.send(burst)
+        except BlockingIOError:
+            break  # the broker stopped reading us: its replies are not being read
+    assert sent > 2 * 1024 * 1024, "the broker read well past its reply limit"
+    other = connect(b.amqp_url)
+    ch = other.channel()
+    q = unique("unharmed")
+    ch.queue_declare(q, auto_delete=True)
+    ch.basic_publish("", q, b"ok")
+    assert ch.basic_get(q, auto_ack=True)[2] == b"ok"
+    other.close()
+    started = time.monotonic()
+    assert b.stop() == 0
+    assert time.monotonic() - started < 10
+    raw.close()

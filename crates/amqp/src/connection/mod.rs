@@ -418,10 +418,16 @@ impl Connection {
                     )));
                 }
             }
-            self.outbox.wait_for_space().await;
+            // A client that does not read its replies stops being read (its sends wait in
+            // the kernel); shutdown and the other events are still served meanwhile.
+            let room = self.outbox.has_space();
+            let reading = room && !blocked;
             let deadline = timeout.map(|t| self.last_read + t);
             tokio::select! {
-                r = self.read.read_buf(&mut self.buf), if !blocked => match r {
+                () = self.outbox.wait_for_space(), if !room => {
+                    self.last_read = Instant::now();
+                }
+                r = self.read.read_buf(&mut self.buf), if reading => match r {
                     Ok(0) => break End::PeerClosed,
                     Ok(_) => {
                         self.last_read = Instant::now();
@@ -431,7 +437,7 @@ impl Connection {
                     }
                     Err(e) => break End::Io(e),
                 },
-                () = sleep_until_opt(deadline), if !blocked => {
+                () = sleep_until_opt(deadline), if reading => {
                     tracing::warn!(peer = %self.peer, "missed heartbeats from client, closing connection");
                     break End::HeartbeatTimeout;
                 }

@@ -137,6 +137,11 @@ impl Outbox {
         self.wake.notify_one();
     }
 
+    /// Whether control frames waiting to be written are under [`CONTROL_LIMIT`].
+    pub fn has_space(&self) -> bool {
+        self.lock().control_bytes < CONTROL_LIMIT
+    }
+
     /// Waits until control frames waiting to be written are under [`CONTROL_LIMIT`].
     pub async fn wait_for_space(&self) {
         loop {
