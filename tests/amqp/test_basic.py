@@ -342,3 +342,24 @@ def test_prefetch_size_is_not_implemented(peer):
     with pytest.raises(pika.exceptions.ConnectionClosedByBroker) as e:
         ch.basic_qos(prefetch_size=1024)
     assert e.value.reply_code == 540
+
+
+def test_multiple_ack_needs_its_own_tag_outstanding(peer):
+    conn = peer.connect()
+    ch = conn.channel()
+    q = unique("multi-ack")
+    ch.queue_declare(q, auto_delete=False)
+    ch.confirm_delivery()
+    for b in (b"1", b"2", b"3"):
+        ch.basic_publish("", q, b)
+    tags = [ch.basic_get(q)[0].delivery_tag for _ in range(3)]
+    ch.basic_ack(tags[2])
+    ch.basic_ack(tags[2], multiple=True)  # already acked: unknown, even though 1 and 2 wait
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker) as e:
+        ch.queue_declare(q, passive=True)
+    assert e.value.reply_code == 406
+    ch = conn.channel()
+    m, _, b = ch.basic_get(q, auto_ack=True)
+    assert b == b"1" and m.redelivered, "nothing was acked by the failed multiple ack"
+    ch.queue_delete(q)
+    conn.close()

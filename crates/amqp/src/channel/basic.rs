@@ -307,12 +307,14 @@ impl Channel {
                 if tag == 0 {
                     std::mem::take(&mut d.unacked).into_iter().collect()
                 } else {
-                    let rest = d.unacked.split_off(&(tag + 1));
-                    let taken = std::mem::replace(&mut d.unacked, rest);
-                    if taken.is_empty() {
+                    // As RabbitMQ: the tag itself must be outstanding, not just older ones.
+                    if !d.unacked.contains_key(&tag) {
                         return Err(unknown_tag(tag));
                     }
-                    taken.into_iter().collect()
+                    let rest = d.unacked.split_off(&(tag + 1));
+                    std::mem::replace(&mut d.unacked, rest)
+                        .into_iter()
+                        .collect()
                 }
             } else {
                 match d.unacked.remove(&tag) {
