@@ -5,8 +5,8 @@
 //!   └──soft error──> closing: channel.close sent, every frame but close/close-ok ignored
 //! content: basic.publish ─> header (class 60, body-size) ─> body frames until body-size
 //! ```
-//! Handlers live in [`declare`] (exchanges, queues, bindings), [`basic`] (consumers,
-//! get, acks, qos), [`publish`] (publish, confirms, tx).
+//! Handlers live in `declare` (exchanges, queues, bindings), `basic` (consumers,
+//! get, acks, qos), `publish` (publish, confirms, tx).
 //!
 //! # Invariants
 //! - A channel that is not `Open` processes no method but channel.close / close-ok.
