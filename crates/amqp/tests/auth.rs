@@ -1,10 +1,6 @@
 //! Users from configuration, and RabbitMQ's loopback rule: `guest` may only log in from a
 //! loopback address. The broker listens on every interface and the client connects through
 //! the machine's first non-loopback IPv4 address (the test is skipped without one).
-#![expect(
-    clippy::expect_used,
-    reason = "test setup: any failure must fail the test"
-)]
 
 mod common;
 
