@@ -43,6 +43,20 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! # Design
+//!
+//! - Appends are vectored file writes (`writev`) at the end of the active segment: a full disk
+//!   or an I/O error comes back as an error and poisons the log, where a store through a
+//!   writable mapping would kill the process with SIGBUS.
+//! - Reads go through a read-only mapping of each segment; payloads are `Bytes` slices of it
+//!   (`Bytes::from_owner`), so a fetch hands the stored bytes to the socket without copying.
+//!   The active segment is mapped with room to grow; readers never look past its committed
+//!   length.
+//! - The active segment's sparse indexes live in memory and are written and mapped when it is
+//!   sealed; recovery scans the last segment anyway, so nothing is lost by not persisting them
+//!   earlier.
+//! - Group commit runs the fsync outside the writer lock (see `FsyncPolicy::Always`).
+//!
 //! # Invariants
 //!
 //! Concurrency:

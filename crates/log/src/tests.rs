@@ -725,3 +725,11 @@ fn group_commit_never_stalls_when_rolls_make_waiters_durable() {
     assert_eq!(log.durable_offset(), 8 * 150);
     assert!(log.segments().len() > 20, "rolls happened");
 }
+
+#[test]
+fn log_is_shareable_across_threads() {
+    fn shareable<T: Send + Sync + 'static>() {}
+    shareable::<Log>();
+    shareable::<crate::StoredEntry>();
+    shareable::<LogError>();
+}
