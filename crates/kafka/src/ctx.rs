@@ -101,6 +101,7 @@ impl Ctx {
                 config.offsets_retention_minutes.saturating_mul(60),
             ),
             offset_metadata_max_bytes: 4096,
+            ..GroupConfig::default()
         };
         let groups = Coordinator::open(
             &data_dir,

@@ -31,6 +31,10 @@ pub struct GroupConfig {
     pub max_session_timeout_ms: u32,
     /// Offsets of a group that stayed empty this long are deleted.
     pub offsets_retention: Duration,
+    /// An empty group without offsets is forgotten after this long (Kafka removes such groups
+    /// at its next `offsets.retention.check.interval.ms` pass, 10 minutes by default), so a
+    /// group that was just left can still be described and deleted.
+    pub empty_group_retention: Duration,
     pub offset_metadata_max_bytes: usize,
 }
 
@@ -41,6 +45,7 @@ impl Default for GroupConfig {
             min_session_timeout_ms: 6_000,
             max_session_timeout_ms: 1_800_000,
             offsets_retention: Duration::from_secs(7 * 24 * 3600),
+            empty_group_retention: Duration::from_secs(10 * 60),
             offset_metadata_max_bytes: 4096,
         }
     }
@@ -270,8 +275,11 @@ impl Coordinator {
     /// One pass of session expiry, rebalance deadlines and offset retention.
     pub fn tick(&self, now: Instant) {
         let now_ms = now_ms();
-        let retention =
-            i64::try_from(self.config.offsets_retention.as_millis()).unwrap_or(i64::MAX);
+        let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        let (retention, empty_retention) = (
+            ms(self.config.offsets_retention),
+            ms(self.config.empty_group_retention),
+        );
         let mut dead = Vec::new();
         for group in self.all() {
             let mut g = lock(&group);
@@ -280,9 +288,12 @@ impl Coordinator {
             }
             let empty =
                 g.state == GroupState::Empty && g.members.is_empty() && g.pending.is_empty();
-            if empty
-                && (g.offsets.is_empty() || now_ms.saturating_sub(g.state_since_ms) > retention)
-            {
+            let keep_for = if g.offsets.is_empty() {
+                empty_retention
+            } else {
+                retention
+            };
+            if empty && now_ms.saturating_sub(g.state_since_ms) > keep_for {
                 g.set_state(GroupState::Dead, now_ms);
                 dead.push(g.id.clone());
             }

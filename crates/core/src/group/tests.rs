@@ -336,6 +336,10 @@ async fn commits_from_strangers_and_old_generations_are_refused() {
     ));
     c.leave("g", &[(a.clone(), None)]).unwrap();
     assert_eq!(c.describe("g").state, GroupState::Empty);
+    // The background tick must not forget a group that was just left (Kafka keeps it until
+    // its retention check), or a DeleteGroups right after the leave fails with not-found.
+    c.tick(Instant::now());
+    assert_eq!(c.describe("g").state, GroupState::Empty);
     c.delete_group("g").unwrap();
     assert_eq!(c.describe("g").state, GroupState::Dead);
     assert!(matches!(
@@ -451,4 +455,28 @@ async fn a_leader_that_never_syncs_is_removed_after_the_rebalance_timeout() {
         (r.generation, r.leader.as_str(), r.members.len()),
         (2, b.as_str(), 1)
     );
+}
+
+#[tokio::test]
+async fn an_empty_group_without_offsets_is_forgotten_after_its_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = Coordinator::open(
+        dir.path(),
+        FsyncPolicy::Always,
+        GroupConfig {
+            initial_rebalance_delay: Duration::ZERO,
+            empty_group_retention: Duration::ZERO,
+            ..GroupConfig::default()
+        },
+    )
+    .unwrap();
+    let (a, join) = join_new(&c);
+    let joined = settle(join, &c).await;
+    assert_eq!(joined.member_id, a);
+    c.leave("g", &[(a, None)]).unwrap();
+    assert_eq!(c.describe("g").state, GroupState::Empty);
+    std::thread::sleep(Duration::from_millis(2));
+    c.tick(Instant::now());
+    assert_eq!(c.describe("g").state, GroupState::Dead);
+    assert!(c.list().iter().all(|g| g.group_id != "g"));
 }
