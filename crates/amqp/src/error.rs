@@ -123,6 +123,7 @@ impl From<CoreError> for AmqpError {
             | CoreError::InvalidArgument { .. }
             | CoreError::InvalidBinding { .. }
             | CoreError::PreconditionFailed { .. }
+            | CoreError::NameInUse { .. }
             | CoreError::InvalidProperty(_) => ReplyCode::PreconditionFailed,
             CoreError::ReservedName { .. }
             | CoreError::ExclusiveConsumer { .. }

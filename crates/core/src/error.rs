@@ -68,6 +68,17 @@ pub enum Error {
     /// A stream of that name already exists.
     #[error("stream '{stream}' already exists")]
     StreamExists { stream: String },
+    /// The name is taken by the other kind of object: classic queues and streams of a vhost
+    /// share one namespace.
+    #[error(
+        "a {holder} named '{name}' exists in vhost '{vhost}' (queues and streams share one \
+         namespace)"
+    )]
+    NameInUse {
+        name: String,
+        vhost: String,
+        holder: crate::namespace::NameKind,
+    },
     #[error("invalid stream name '{name}': {reason}")]
     InvalidStreamName { name: String, reason: String },
     #[error("invalid partition count {requested}: {reason}")]

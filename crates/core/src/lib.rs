@@ -37,6 +37,7 @@ pub mod exchange;
 pub mod group;
 pub mod layout;
 pub mod message;
+pub mod namespace;
 pub mod queue;
 pub mod store;
 pub mod stream;

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use crate::exchange::Exchanges;
+use crate::namespace::Namespace;
 use crate::queue::Queues;
 use crate::stream::Streams;
 
@@ -11,6 +12,8 @@ use crate::stream::Streams;
 pub struct VHost {
     name: String,
     streams: Arc<Streams>,
+    /// Names of queues and streams (one name space for both).
+    namespace: Arc<Namespace>,
     /// Exchanges and their bindings (see `exchange`).
     pub(crate) exchanges: Exchanges,
     /// Classic queues (see `queue`).
@@ -22,9 +25,15 @@ impl VHost {
         Self {
             exchanges: Exchanges::with_defaults(&name),
             queues: Queues::default(),
+            namespace: Arc::clone(streams.namespace()),
             name,
             streams,
         }
+    }
+
+    /// The name space classic queues and streams share.
+    pub fn namespace(&self) -> &Arc<Namespace> {
+        &self.namespace
     }
 
     /// The vhost's streams (for the Kafka vhost: its topics).

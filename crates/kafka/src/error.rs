@@ -82,7 +82,7 @@ pub fn from_group(error: &GroupError) -> i16 {
 pub fn from_core(error: &Error) -> (i16, String) {
     let c = match error {
         Error::StreamNotFound { .. } => code::UNKNOWN_TOPIC_OR_PARTITION,
-        Error::StreamExists { .. } => code::TOPIC_ALREADY_EXISTS,
+        Error::StreamExists { .. } | Error::NameInUse { .. } => code::TOPIC_ALREADY_EXISTS,
         Error::InvalidStreamName { .. } => code::INVALID_TOPIC_EXCEPTION,
         Error::InvalidPartitionCount { .. } => code::INVALID_PARTITIONS,
         Error::BatchTooLarge { .. } => code::MESSAGE_TOO_LARGE,

@@ -9,6 +9,7 @@ use std::sync::{Arc, RwLock};
 use super::{OwnerId, Queue, QueueArgs, QueueSpec};
 use crate::error::ResourceKind;
 use crate::exchange::Destination;
+use crate::namespace::NameKind;
 use crate::{Error, VHost};
 
 /// The pseudo-queue a client consumes from (no-ack) to use direct reply-to.
@@ -140,17 +141,8 @@ impl VHost {
             (durable, spec.exclusive, spec.auto_delete),
         )?;
         let mut map = write(&self.queues.map);
-        // Queues and streams (Kafka topics) share one namespace.
-        if self.streams().get(&spec.name).is_some() {
-            return Err(Error::PreconditionFailed {
-                reason: format!(
-                    "a stream named '{}' exists in vhost '{}' (queues and streams share one \
-                     namespace)",
-                    spec.name,
-                    self.name()
-                ),
-            });
-        }
+        // Queues and streams (Kafka topics) share one namespace, claimed atomically.
+        self.namespace().claim(&spec.name, NameKind::Queue)?;
         if let Some(queue) = map.get(&spec.name).cloned() {
             // Declared concurrently by someone else: treat as a redeclaration.
             drop(map);
@@ -251,6 +243,7 @@ impl VHost {
             let mut map = write(&self.queues.map);
             if map.get(queue.name()).is_some_and(|q| Arc::ptr_eq(q, queue)) {
                 map.remove(queue.name());
+                self.namespace().release(queue.name(), NameKind::Queue);
             }
         }
         {

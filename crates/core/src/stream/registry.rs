@@ -9,6 +9,7 @@ use super::config::{StreamConfig, StreamDefaults};
 use super::partition::{Partition, lock};
 use super::producer::Producers;
 use super::{MAX_PARTITIONS, StreamDefinition, StreamId, persist};
+use crate::namespace::{NameKind, Namespace};
 use crate::store::{Definition, DefinitionStore};
 use crate::{Error, layout};
 
@@ -99,6 +100,7 @@ pub struct Streams {
     vhost: String,
     dir: PathBuf,
     definitions: Arc<DefinitionStore>,
+    namespace: Arc<Namespace>,
     defaults: RwLock<StreamDefaults>,
     map: RwLock<HashMap<String, Arc<Stream>>>,
     admin: Mutex<()>,
@@ -118,8 +120,10 @@ impl Streams {
         let dir = data_dir.join("streams").join(layout::encode_name(vhost));
         let known = persist::load(recovered, vhost)?;
         persist::remove_orphans(&dir, &known)?;
+        let namespace = Arc::new(Namespace::new(vhost));
         let mut map = HashMap::new();
         for (name, def) in known {
+            namespace.claim(&name, NameKind::Stream)?;
             let stream = Stream {
                 name: name.clone(),
                 id: def.id,
@@ -142,6 +146,7 @@ impl Streams {
             vhost: vhost.to_owned(),
             dir,
             definitions,
+            namespace,
             defaults: RwLock::new(defaults),
             map: RwLock::new(map),
             admin: Mutex::new(()),
@@ -151,6 +156,11 @@ impl Streams {
 
     pub fn vhost(&self) -> &str {
         &self.vhost
+    }
+
+    /// The name space the vhost's streams share with its classic queues.
+    pub fn namespace(&self) -> &Arc<Namespace> {
+        &self.namespace
     }
 
     pub fn defaults(&self) -> StreamDefaults {
@@ -217,6 +227,13 @@ impl Streams {
                 stream: name.to_owned(),
             });
         }
+        if self.namespace.holder(name) == Some(NameKind::Queue) {
+            return Err(Error::NameInUse {
+                name: name.to_owned(),
+                vhost: self.vhost.clone(),
+                holder: NameKind::Queue,
+            });
+        }
         Ok(())
     }
 
@@ -229,6 +246,21 @@ impl Streams {
     ) -> Result<Arc<Stream>, Error> {
         let _admin = lock(&self.admin);
         self.validate_create(name, partitions)?;
+        // Claimed before anything is visible; given back if creation fails.
+        self.namespace.claim(name, NameKind::Stream)?;
+        let created = self.create_claimed(name, partitions, config);
+        if created.is_err() {
+            self.namespace.release(name, NameKind::Stream);
+        }
+        created
+    }
+
+    fn create_claimed(
+        &self,
+        name: &str,
+        partitions: u32,
+        config: StreamConfig,
+    ) -> Result<Arc<Stream>, Error> {
         let dir = self.dir.join(layout::encode_name(name));
         // Leftovers of a stream deleted while the broker crashed.
         persist::remove_files(&dir)?;
@@ -287,8 +319,10 @@ impl Streams {
         for partition in stream.partitions().iter() {
             partition.mark_deleted();
         }
-        persist::remove(&self.definitions, &self.vhost, name)?;
-        persist::remove_files(&stream.dir)?;
+        let removed = persist::remove(&self.definitions, &self.vhost, name)
+            .and_then(|()| persist::remove_files(&stream.dir));
+        self.namespace.release(name, NameKind::Stream);
+        removed?;
         tracing::info!(vhost = %self.vhost, stream = name, "stream deleted");
         Ok(())
     }
