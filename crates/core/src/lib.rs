@@ -35,6 +35,7 @@ mod config;
 mod error;
 pub mod exchange;
 pub mod group;
+pub mod interop;
 pub mod layout;
 pub mod message;
 pub mod namespace;

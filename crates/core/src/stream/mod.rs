@@ -28,9 +28,11 @@
 
 pub mod batch;
 mod config;
+pub mod encode;
 mod lookup;
 mod maintenance;
 mod partition;
+pub mod partitioner;
 mod persist;
 pub mod producer;
 mod producer_ids;

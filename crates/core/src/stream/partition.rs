@@ -27,6 +27,7 @@ use tokio::sync::{Notify, watch};
 
 use super::batch::RecordBatch;
 use super::config::{Effective, TimestampType};
+use super::encode::EncodedBatch;
 use super::producer::{AppendedBatch, Producers, SequenceCheck};
 use crate::Error;
 
@@ -287,6 +288,52 @@ impl Partition {
             base_offset,
             end_offset: appended.next_offset,
             log_append_time: log_append_time.unwrap_or(-1),
+            log_start_offset: self.log.start_offset(),
+            duplicate: false,
+        })
+    }
+
+    /// Appends a one-record batch built by [`EncodedBatch::single`] (an AMQP publish): its
+    /// pieces are written as they are, the value never copied. Not idempotent, so no
+    /// producer state is involved. The caller chose the timestamp type from
+    /// [`Self::settings`].
+    pub fn append_encoded(self: &Arc<Self>, batch: &EncodedBatch) -> Result<Appended, Error> {
+        self.check_alive()?;
+        let settings = self.settings();
+        let size = batch.len();
+        if size > settings.max_message_bytes as usize {
+            return Err(Error::BatchTooLarge {
+                size,
+                max: settings.max_message_bytes,
+            });
+        }
+        let mut header = *batch.header();
+        let [meta, value, tail] = batch.pieces();
+        let mut appender = self.log.appender().map_err(|e| self.storage(e))?;
+        let base_offset = appender.next_offset();
+        if let Some(dst) = header.get_mut(..8) {
+            dst.copy_from_slice(&base_offset.to_be_bytes());
+        }
+        let entry = Entry {
+            timestamp: batch.timestamp(),
+            span: 1,
+            parts: &[&header, meta, value, tail],
+        };
+        let appended = appender.append(&[entry]).map_err(|e| self.storage(e))?;
+        drop(appender);
+        if settings.fsync == FsyncPolicy::Always {
+            self.schedule_sync();
+        } else {
+            self.publish(appended.next_offset);
+        }
+        Ok(Appended {
+            base_offset,
+            end_offset: appended.next_offset,
+            log_append_time: if settings.timestamp_type == TimestampType::LogAppendTime {
+                batch.timestamp()
+            } else {
+                -1
+            },
             log_start_offset: self.log.start_offset(),
             duplicate: false,
         })

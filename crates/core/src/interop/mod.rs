@@ -1,0 +1,22 @@
+//! One log, two protocols: AMQP stream queues are streams, and so are Kafka topics.
+//!
+//! A stream holds Kafka record batches (see `stream`). This module is everything the AMQP
+//! view of a stream needs on top of that, protocol-neutral like the rest of the core:
+//!
+//! ```text
+//! mapping       AMQP message <-> Kafka record (body/value, routing key/key, properties and
+//!               headers in reserved `amqp.*` headers, timestamps)
+//! header_value  one typed header value <-> Kafka header bytes
+//! wire          AMQP field tables/arrays as bytes (header values of those types)
+//! ```
+//!
+//! # Invariants
+//! - A message published over AMQP and read back over AMQP is unchanged (mapping is
+//!   lossless in that direction); a Kafka record read over AMQP keeps key, value, headers and
+//!   timestamp.
+
+mod header_value;
+pub mod mapping;
+mod wire;
+
+pub use mapping::{message_to_batch, record_to_message};
