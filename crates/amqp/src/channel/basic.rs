@@ -3,8 +3,10 @@
 use std::sync::Arc;
 
 use amq_protocol::protocol::{AMQPClass, basic};
-use ferrymq_core::message::FieldValue;
+use ferrymq_core::interop::{StartAt, StreamConsumer};
+use ferrymq_core::message::{FieldTable, FieldValue};
 use ferrymq_core::queue::{Consumer, ConsumerSpec, Queue, REPLY_TO};
+use ferrymq_core::stream::Stream;
 
 use super::declare::{strip_cr_lf, unimplemented};
 use super::shared::{ChannelShared, Unacked};
@@ -45,12 +47,13 @@ pub(super) fn settle(records: Vec<Unacked>, how: &Settle) {
                 None => credit.push((consumer, 1)),
             }
         }
-        match groups
-            .iter_mut()
-            .find(|(q, _)| Arc::ptr_eq(q, &record.queue))
-        {
-            Some((_, entries)) => entries.push(record.entry),
-            None => groups.push((record.queue, vec![record.entry])),
+        // Stream deliveries hold nothing in a queue: their credit is all there is.
+        let Some((queue, entry)) = record.held else {
+            continue;
+        };
+        match groups.iter_mut().find(|(q, _)| Arc::ptr_eq(q, &queue)) {
+            Some((_, entries)) => entries.push(entry),
+            None => groups.push((queue, vec![entry])),
         }
     }
     for (queue, entries) in groups {
@@ -80,6 +83,8 @@ impl Channel {
         for gone in self.shared.take_server_cancelled() {
             self.consumers
                 .retain(|_, c| !Arc::ptr_eq(&c.consumer, &gone));
+            self.stream_consumers
+                .retain(|_, c| !Arc::ptr_eq(c.consumer(), &gone));
         }
     }
 
@@ -148,6 +153,7 @@ impl Channel {
             given => given.to_owned(),
         };
         let reuse = self.consumers.contains_key(&tag)
+            || self.stream_consumers.contains_key(&tag)
             || self.reply.as_ref().is_some_and(|r| r.consumer.tag() == tag);
         if reuse {
             return Err(AmqpError::new(
@@ -181,6 +187,14 @@ impl Channel {
             priority,
             owner: s.conn_id,
         };
+        if queue_name != REPLY_TO {
+            let name = self.queue_name(&queue_name)?;
+            if s.vhost.lookup_queue(&name).is_none()
+                && let Some(stream) = s.vhost.streams().get(&name)
+            {
+                return self.consume_stream(s, m, stream, spec, &args);
+            }
+        }
         let window = s.ctx.config.consumer_window.max(1);
         let consumer = Arc::new(Consumer::new(
             spec,
@@ -237,10 +251,96 @@ impl Channel {
         Ok(())
     }
 
+    /// basic.consume on a stream queue: RabbitMQ's rules (manual acks, a consumer prefetch,
+    /// no global prefetch), `x-stream-offset` and ferrymq's `x-stream-partition`.
+    fn consume_stream(
+        &mut self,
+        s: &mut Session,
+        m: &basic::Consume,
+        stream: Arc<Stream>,
+        spec: ConsumerSpec,
+        args: &FieldTable,
+    ) -> AmqpResult<()> {
+        let vhost = s.vhost.name().to_owned();
+        let described = format!("queue '{}' in vhost '{vhost}'", stream.name());
+        if self.prefetch == 0 {
+            return Err(AmqpError::new(
+                ReplyCode::PreconditionFailed,
+                format!("consumer prefetch count is not set for '{described}'"),
+            ));
+        }
+        if m.no_ack {
+            return Err(AmqpError::new(
+                ReplyCode::NotImplemented,
+                format!("automatic acknowledgement not supported by stream queues {described}"),
+            ));
+        }
+        if self.shared_credit.limit() > 0 {
+            return Err(AmqpError::new(
+                ReplyCode::NotImplemented,
+                format!("{described} does not support global qos"),
+            ));
+        }
+        let invalid = |arg: &str, reason: String| {
+            AmqpError::new(
+                ReplyCode::PreconditionFailed,
+                format!(
+                    "invalid arg '{arg}' for queue '{}' in vhost '{vhost}': {reason}",
+                    stream.name()
+                ),
+            )
+        };
+        let start = StartAt::parse(args.get("x-stream-offset"))
+            .map_err(|reason| invalid("x-stream-offset", reason))?;
+        let partition = match args.get("x-stream-partition") {
+            None => None,
+            Some(value) => {
+                let count = stream.partition_count();
+                let index = match value {
+                    FieldValue::Timestamp(_) => None,
+                    other => other.as_i64(),
+                }
+                .and_then(|p| u32::try_from(p).ok())
+                .filter(|p| *p < count)
+                .ok_or_else(|| {
+                    invalid(
+                        "x-stream-partition",
+                        format!("expected a partition number from 0 to {}", count - 1),
+                    )
+                })?;
+                Some(index)
+            }
+        };
+        let tag = spec.tag.clone();
+        let window = s.ctx.config.consumer_window.max(1);
+        let consumer = Arc::new(Consumer::new(
+            spec,
+            self.prefetch,
+            self.shared_credit.clone(),
+            window,
+            self.shared.clone(),
+        ));
+        if !m.nowait {
+            s.send(
+                self.id,
+                &AMQPClass::Basic(basic::AMQPMethod::ConsumeOk(basic::ConsumeOk {
+                    consumer_tag: tag.clone().into(),
+                })),
+            );
+        }
+        // consume-ok must reach the socket before the first delivery.
+        s.flush();
+        let reader = StreamConsumer::start(stream, consumer, start, partition)?;
+        self.stream_consumers.insert(tag, reader);
+        Ok(())
+    }
+
     fn cancel(&mut self, s: &mut Session, m: basic::Cancel) -> AmqpResult<()> {
         let tag = m.consumer_tag.as_str();
         if let Some(c) = self.consumers.remove(tag) {
             c.queue.cancel(&c.consumer);
+        } else if let Some(c) = self.stream_consumers.remove(tag) {
+            c.cancel();
         } else if self.reply.as_ref().is_some_and(|r| r.consumer.tag() == tag)
             && let Some(reply) = self.reply.take()
         {
@@ -260,6 +360,15 @@ impl Channel {
 
     fn get(&mut self, s: &mut Session, m: &basic::Get) -> AmqpResult<()> {
         let name = self.queue_name(&strip_cr_lf(m.queue.as_str()))?;
+        if s.vhost.lookup_queue(&name).is_none() && s.vhost.streams().get(&name).is_some() {
+            return Err(AmqpError::new(
+                ReplyCode::NotImplemented,
+                format!(
+                    "basic.get not supported by stream queues queue '{name}' in vhost '{}'",
+                    s.vhost.name()
+                ),
+            ));
+        }
         let queue = s.vhost.queue(&name)?;
         queue.check_access(s.conn_id)?;
         let Some((entry, remaining)) = queue.get(m.no_ack)? else {
@@ -289,9 +398,8 @@ impl Channel {
             d.unacked.insert(
                 tag,
                 Unacked {
-                    queue,
+                    held: Some((queue, entry)),
                     consumer: None,
-                    entry,
                     delivered_at: tokio::time::Instant::now(),
                 },
             );

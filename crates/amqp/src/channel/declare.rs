@@ -4,6 +4,7 @@ use std::str::FromStr;
 
 use amq_protocol::protocol::{AMQPClass, exchange, queue};
 use ferrymq_core::exchange::{ExchangeKind, ExchangeSpec};
+use ferrymq_core::interop::QueueDeclared;
 use ferrymq_core::queue::{QueueSpec, REPLY_TO};
 use ferrymq_core::{Error as CoreError, ResourceKind};
 
@@ -138,15 +139,26 @@ impl Channel {
                         auto_delete: m.auto_delete,
                         arguments: from_amqp_table(&m.arguments),
                     };
-                    let declared = s.vhost.declare_queue(spec, m.passive, s.conn_id)?;
-                    if declared.created && declared.queue.owner().is_some() {
-                        s.exclusive.push(declared.queue.clone());
+                    match s
+                        .vhost
+                        .declare_queue_or_stream(spec, m.passive, s.conn_id)?
+                    {
+                        QueueDeclared::Queue(declared) => {
+                            if declared.created && declared.queue.owner().is_some() {
+                                s.exclusive.push(declared.queue.clone());
+                            }
+                            (
+                                declared.queue.name().to_owned(),
+                                declared.message_count,
+                                declared.consumer_count,
+                            )
+                        }
+                        QueueDeclared::Stream(declared) => (
+                            declared.stream.name().to_owned(),
+                            declared.message_count,
+                            declared.consumer_count,
+                        ),
                     }
-                    (
-                        declared.queue.name().to_owned(),
-                        declared.message_count,
-                        declared.consumer_count,
-                    )
                 };
                 self.last_queue = Some(name.clone());
                 if !m.nowait {
@@ -206,6 +218,16 @@ impl Channel {
             }
             queue::AMQPMethod::Purge(m) => {
                 let name = self.queue_name(&strip_cr_lf(m.queue.as_str()))?;
+                if s.vhost.lookup_queue(&name).is_none() && s.vhost.streams().get(&name).is_some() {
+                    return Err(AmqpError::new(
+                        crate::error::ReplyCode::NotImplemented,
+                        format!(
+                            "queue.purge not supported by stream queues queue '{name}' in vhost \
+                             '{}'",
+                            s.vhost.name()
+                        ),
+                    ));
+                }
                 let queue = s.vhost.queue(&name)?;
                 queue.check_access(s.conn_id)?;
                 let count = queue.purge()?;
@@ -220,9 +242,17 @@ impl Channel {
             }
             queue::AMQPMethod::Delete(m) => {
                 let name = self.queue_name(&strip_cr_lf(m.queue.as_str()))?;
-                let count = s
-                    .vhost
-                    .delete_queue(&name, m.if_unused, m.if_empty, s.conn_id)?;
+                let count = if s.vhost.lookup_queue(&name).is_none()
+                    && s.vhost.streams().get(&name).is_some()
+                {
+                    // As RabbitMQ: if-unused and if-empty do not apply to streams, and the
+                    // count answered is 0.
+                    s.vhost.delete_stream(&name)?;
+                    0
+                } else {
+                    s.vhost
+                        .delete_queue(&name, m.if_unused, m.if_empty, s.conn_id)?
+                };
                 s.prune_exclusive();
                 if !m.nowait {
                     s.send(

@@ -27,6 +27,7 @@ use amq_protocol::protocol::{
 };
 use bytes::Bytes;
 use ferrymq_core::exchange::Exchange;
+use ferrymq_core::interop::StreamConsumer;
 use ferrymq_core::queue::{Consumer, Credit, Queue};
 
 use crate::codec::frame::{AmqpFrame, FrameKind};
@@ -61,6 +62,8 @@ pub struct Channel {
     incoming: Option<Incoming>,
     exchanges: HashMap<String, Arc<Exchange>>,
     consumers: HashMap<String, ConsumerRef>,
+    /// Consumers of stream queues, by tag (tags are unique across both maps).
+    stream_consumers: HashMap<String, Arc<StreamConsumer>>,
     /// basic.qos global=false: prefetch of consumers created from now on.
     prefetch: u32,
     /// basic.qos global=true and channel.flow.
@@ -83,6 +86,7 @@ impl Channel {
             incoming: None,
             exchanges: HashMap::new(),
             consumers: HashMap::new(),
+            stream_consumers: HashMap::new(),
             prefetch: 0,
             shared_credit: Arc::new(Credit::new(0)),
             last_queue: None,
@@ -284,6 +288,9 @@ impl Channel {
         self.tx = None;
         for (_, c) in self.consumers.drain() {
             c.queue.cancel(&c.consumer);
+        }
+        for (_, c) in self.stream_consumers.drain() {
+            c.cancel();
         }
         if let Some(reply) = self.reply.take() {
             s.vhost.remove_queue(&reply.queue);

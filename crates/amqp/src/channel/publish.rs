@@ -9,9 +9,9 @@ use std::sync::Arc;
 
 use amq_protocol::protocol::{AMQPClass, basic, tx};
 use bytes::{Bytes, BytesMut};
-use ferrymq_core::exchange::Exchange;
+use ferrymq_core::exchange::{Exchange, Routed};
 use ferrymq_core::message::Message;
-use ferrymq_core::queue::{DurabilityWait, Enqueued, Queue, REPLY_TO};
+use ferrymq_core::queue::{DurabilityWait, Enqueued, REPLY_TO};
 
 use super::Channel;
 use super::basic::{Settle, settle};
@@ -95,7 +95,7 @@ impl Incoming {
 /// Publishes and acknowledgements buffered by a transaction.
 #[derive(Debug, Default)]
 pub struct Tx {
-    publishes: Vec<(Vec<Arc<Queue>>, Arc<Message>, bool)>,
+    publishes: Vec<(Routed, Arc<Message>, bool)>,
     pub(super) settles: Vec<(Vec<(u64, Unacked)>, Settle)>,
 }
 
@@ -210,12 +210,11 @@ impl Channel {
         }
         let message = Arc::new(message);
         if let Some(tx) = self.tx.as_mut() {
-            tx.publishes
-                .push((routed.queues, message, publish.mandatory));
+            tx.publishes.push((routed, message, publish.mandatory));
             return Ok(());
         }
-        let (rejected, waits) = enqueue(&routed.queues, &message);
-        if routed.queues.is_empty() && publish.mandatory {
+        let (rejected, waits) = enqueue(&routed, &message);
+        if routed.is_empty() && publish.mandatory {
             self.put_return(s, &message);
         }
         if let Some(tracker) = self.confirm.as_mut() {
@@ -270,9 +269,9 @@ impl Channel {
             }
             tx::AMQPMethod::Commit(_) => {
                 let tx = std::mem::take(self.tx.as_mut().ok_or_else(not_tx)?);
-                for (queues, message, mandatory) in tx.publishes {
-                    let _ = enqueue(&queues, &message);
-                    if queues.is_empty() && mandatory {
+                for (routed, message, mandatory) in tx.publishes {
+                    let _ = enqueue(&routed, &message);
+                    if routed.is_empty() && mandatory {
                         self.put_return(s, &message);
                     }
                 }
@@ -302,14 +301,24 @@ impl Channel {
     }
 }
 
-/// Offers `message` to every routed queue: (any refused it, durability waits).
-fn enqueue(queues: &[Arc<Queue>], message: &Arc<Message>) -> (bool, Vec<DurabilityWait>) {
+/// Offers `message` to every routed queue and appends it to every routed stream: (any
+/// refused it, durability waits).
+fn enqueue(routed: &Routed, message: &Arc<Message>) -> (bool, Vec<DurabilityWait>) {
     let mut rejected = false;
     let mut waits = Vec::new();
-    for queue in queues {
+    for queue in &routed.queues {
         match queue.publish(message.clone()) {
             Enqueued::Accepted { durable } => waits.extend(durable),
             Enqueued::Rejected => rejected = true,
+        }
+    }
+    for stream in &routed.streams {
+        match stream.append_message(message) {
+            Ok(appended) => waits.extend(appended.durability()),
+            Err(e) => {
+                tracing::warn!(stream = stream.name(), "publish to stream refused: {e}");
+                rejected = true;
+            }
         }
     }
     (rejected, waits)

@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use amq_protocol::protocol::{AMQPClass, basic};
 use bytes::BytesMut;
+use ferrymq_core::message::Message;
 use ferrymq_core::queue::{Consumer, Delivery, DeliverySink, Entry, Queue};
 use tokio::time::Instant;
 
@@ -24,10 +25,11 @@ use crate::connection::outbox::{OutDelivery, Outbox};
 /// A delivery the client has not settled yet.
 #[derive(Debug)]
 pub struct Unacked {
-    pub queue: Arc<Queue>,
+    /// The queue and entry to settle; `None` for a message read from a stream queue
+    /// (settling it, whichever way, only gives the consumer's credit back).
+    pub held: Option<(Arc<Queue>, Entry)>,
     /// `None` for basic.get deliveries (they hold no consumer credit).
     pub consumer: Option<Arc<Consumer>>,
-    pub entry: Entry,
     /// When it was handed to the channel (for the consumer acknowledgement timeout).
     pub delivered_at: Instant,
 }
@@ -120,9 +122,32 @@ impl DeliverySink for ChannelShared {
             d.unacked.insert(
                 tag,
                 Unacked {
-                    queue,
+                    held: Some((queue, entry)),
                     consumer: Some(consumer),
-                    entry,
+                    delivered_at: Instant::now(),
+                },
+            );
+        }
+        self.outbox.push_delivery(out);
+    }
+
+    fn deliver_message(&self, consumer: &Arc<Consumer>, message: Arc<Message>) {
+        let mut d = self.deliveries();
+        let tag = d.next_tag();
+        let out = OutDelivery {
+            channel: self.id,
+            channel_closed: self.closed.clone(),
+            consumer: consumer.clone(),
+            delivery_tag: tag,
+            redelivered: false,
+            message,
+        };
+        if !consumer.spec.no_ack {
+            d.unacked.insert(
+                tag,
+                Unacked {
+                    held: None,
+                    consumer: Some(consumer.clone()),
                     delivered_at: Instant::now(),
                 },
             );

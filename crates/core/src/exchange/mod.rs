@@ -35,6 +35,7 @@ pub use registry::Exchanges;
 use crate::Error;
 use crate::message::{FieldTable, FieldValue, Message};
 use crate::queue::Queue;
+use crate::stream::Stream;
 
 /// The routing algorithm of an exchange.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -106,6 +107,8 @@ impl ExchangeSpec {
 pub enum Destination {
     Queue(Arc<Queue>),
     Exchange(Arc<Exchange>),
+    /// A stream queue (a Kafka topic): routed messages are appended to its log.
+    Stream(Arc<Stream>),
 }
 
 impl Destination {
@@ -114,6 +117,7 @@ impl Destination {
         match (self, other) {
             (Self::Queue(a), Self::Queue(b)) => Arc::ptr_eq(a, b),
             (Self::Exchange(a), Self::Exchange(b)) => Arc::ptr_eq(a, b),
+            (Self::Stream(a), Self::Stream(b)) => Arc::ptr_eq(a, b),
             _ => false,
         }
     }
@@ -122,6 +126,7 @@ impl Destination {
         match self {
             Self::Queue(q) => q.name(),
             Self::Exchange(x) => x.name(),
+            Self::Stream(s) => s.name(),
         }
     }
 }
@@ -247,16 +252,24 @@ impl Exchange {
 pub struct Routed {
     /// Distinct queues, in the order they were first reached.
     pub queues: Vec<Arc<Queue>>,
+    /// Distinct streams (stream queues), in the order they were first reached.
+    pub streams: Vec<Arc<Stream>>,
 }
 
 impl Routed {
     pub fn is_empty(&self) -> bool {
-        self.queues.is_empty()
+        self.queues.is_empty() && self.streams.is_empty()
     }
 
     fn push(&mut self, queue: Arc<Queue>) {
         if !self.queues.iter().any(|q| Arc::ptr_eq(q, &queue)) {
             self.queues.push(queue);
+        }
+    }
+
+    fn push_stream(&mut self, stream: Arc<Stream>) {
+        if !stream.is_deleted() && !self.streams.iter().any(|s| Arc::ptr_eq(s, &stream)) {
+            self.streams.push(stream);
         }
     }
 }

@@ -231,11 +231,17 @@ impl VHost {
         }
         let source = self.exchange(source)?;
         let destination = match kind {
-            ResourceKind::Queue => {
-                let queue = self.queue(destination)?;
-                queue.check_access(owner)?;
-                Destination::Queue(queue)
-            }
+            ResourceKind::Queue => match self.lookup_queue(destination) {
+                Some(queue) => {
+                    queue.check_access(owner)?;
+                    Destination::Queue(queue)
+                }
+                // A stream queue (Kafka topic) of the vhost.
+                None => match self.streams().get(destination) {
+                    Some(stream) => Destination::Stream(stream),
+                    None => return Err(self.not_found(ResourceKind::Queue, destination)),
+                },
+            },
             ResourceKind::Exchange => Destination::Exchange(self.exchange(destination)?),
         };
         Ok((source, destination))
@@ -285,7 +291,7 @@ impl VHost {
         Ok(())
     }
 
-    /// The queues `message` reaches from `exchange`: bindings, exchange-to-exchange
+    /// The queues and streams `message` reaches from `exchange`: bindings, exchange-to-exchange
     /// bindings (each exchange visited once), and alternate exchanges of exchanges whose
     /// own bindings matched nothing.
     pub fn route(&self, exchange: &Arc<Exchange>, message: &Message) -> Routed {
@@ -305,6 +311,8 @@ impl VHost {
                     };
                     if let Some(queue) = queue {
                         found.push(Destination::Queue(queue));
+                    } else if let Some(stream) = self.streams().get(key) {
+                        found.push(Destination::Stream(stream));
                     }
                 }
             } else {
@@ -318,6 +326,7 @@ impl VHost {
             for destination in found.drain(..) {
                 match destination {
                     Destination::Queue(queue) => routed.push(queue),
+                    Destination::Stream(stream) => routed.push_stream(stream),
                     Destination::Exchange(next) => {
                         if !seen.contains(&Arc::as_ptr(&next)) {
                             seen.push(Arc::as_ptr(&next));

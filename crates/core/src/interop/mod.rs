@@ -8,6 +8,9 @@
 //!               headers in reserved `amqp.*` headers, timestamps)
 //! header_value  one typed header value <-> Kafka header bytes
 //! wire          AMQP field tables/arrays as bytes (header values of those types)
+//! stream_queue  queue.declare / delete of stream queues (RabbitMQ's rules and wording)
+//! publish       an AMQP publish appended to a stream (partition by Kafka's partitioner)
+//! consumer      AMQP consumers of a stream (x-stream-offset, credit, independent readers)
 //! ```
 //!
 //! # Invariants
@@ -15,8 +18,14 @@
 //!   lossless in that direction); a Kafka record read over AMQP keeps key, value, headers and
 //!   timestamp.
 
+pub mod consumer;
 mod header_value;
 pub mod mapping;
+pub mod publish;
+pub mod stream_queue;
 mod wire;
 
+pub use consumer::{StartAt, StreamConsumer};
 pub use mapping::{message_to_batch, record_to_message};
+pub use publish::StreamAppend;
+pub use stream_queue::{FANOUT_ARG, QueueDeclared, StreamDeclared, parse_max_age, wants_stream};

@@ -25,6 +25,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use super::{Entry, Queue};
+use crate::message::Message;
 
 /// Identifies the connection that owns exclusive queues and consumers.
 pub type OwnerId = u64;
@@ -37,6 +38,9 @@ pub struct Credit {
     used: AtomicU32,
     paused: AtomicBool,
     waiters: Mutex<Vec<Weak<Queue>>>,
+    /// Woken whenever credit may have come back, for waiters that are not queues (stream
+    /// readers).
+    changed: tokio::sync::Notify,
 }
 
 impl Credit {
@@ -124,12 +128,14 @@ impl Credit {
             return;
         }
         self.sub(n);
+        self.changed.notify_waiters();
         self.wake();
     }
 
     /// Changes the limit (0 = unlimited) and wakes parked queues.
     pub fn set_limit(&self, limit: u32) {
         self.limit.store(limit, Ordering::Release);
+        self.changed.notify_waiters();
         self.wake();
     }
 
@@ -137,8 +143,15 @@ impl Credit {
     pub fn set_paused(&self, paused: bool) {
         self.paused.store(paused, Ordering::Release);
         if !paused {
+            self.changed.notify_waiters();
             self.wake();
         }
+    }
+
+    /// A future that completes when credit may have come back. Create (and `enable`) it
+    /// before trying to take credit, so no release is missed.
+    pub fn changed(&self) -> tokio::sync::futures::Notified<'_> {
+        self.changed.notified()
     }
 
     fn wake(&self) {
@@ -174,6 +187,10 @@ pub struct ConsumerSpec {
 pub trait DeliverySink: Send + Sync + std::fmt::Debug {
     /// Accepts one delivery. Runs with the queue's lock held (see the module invariants).
     fn deliver(&self, delivery: Delivery);
+    /// Accepts one message read from a stream for `consumer`, who took its credit. There is
+    /// no queue entry behind it: settling it only gives the credit back. Runs without any
+    /// lock held.
+    fn deliver_message(&self, consumer: &Arc<Consumer>, message: Arc<Message>);
     /// Called once after a batch of `deliver` calls, outside the queue's lock: the place to
     /// wake a writer.
     fn flush(&self);
@@ -224,6 +241,31 @@ impl Consumer {
 
     pub(crate) fn set_active(&self) {
         self.active.store(true, Ordering::Release);
+    }
+
+    /// Takes every credit one delivery needs, or nothing. Stream readers use this and wait
+    /// on the credits' [`Credit::changed`] instead of parking.
+    pub fn try_take_credit(&self) -> bool {
+        if !self.window.try_take() {
+            return false;
+        }
+        if self.spec.no_ack {
+            if self.channel.is_paused() {
+                self.window.untake();
+                return false;
+            }
+            return true;
+        }
+        if !self.own.try_take() {
+            self.window.untake();
+            return false;
+        }
+        if !self.channel.try_take() {
+            self.window.untake();
+            self.own.untake();
+            return false;
+        }
+        true
     }
 
     /// Takes every credit one delivery needs, or parks `queue` on the first one missing.

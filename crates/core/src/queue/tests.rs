@@ -17,6 +17,9 @@ impl DeliverySink for Sink {
     fn deliver(&self, delivery: Delivery) {
         self.got.lock().unwrap().push(delivery);
     }
+    fn deliver_message(&self, _consumer: &Arc<Consumer>, _message: Arc<Message>) {
+        unreachable!("classic queues deliver entries")
+    }
     fn flush(&self) {}
     fn cancelled(&self, consumer: &Arc<Consumer>) {
         self.cancelled

@@ -41,6 +41,25 @@ pub struct StreamConfig {
     /// Settings kept and reported but without effect on a single node (a frontend decides
     /// which it accepts), by name.
     pub extra: BTreeMap<String, String>,
+    /// Every record appended is also published to this exchange of the stream's vhost, its
+    /// key as routing key (topic config `ferrymq.fanout.exchange`, stream queue argument
+    /// `x-ferrymq-fanout-exchange`; see `interop::fanout`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fanout_exchange: Option<String>,
+    /// The arguments the stream was declared with as an AMQP stream queue, compared when it
+    /// is declared again (empty for streams created any other way).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub queue_arguments: Vec<QueueArgument>,
+}
+
+/// One stream queue argument as declared: its name, AMQP type letter and value in the
+/// text form of `interop`'s header encoding.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct QueueArgument {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub value: String,
 }
 
 /// The values streams use unless they set their own, already resolved.

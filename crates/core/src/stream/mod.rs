@@ -41,7 +41,7 @@ mod registry;
 
 use std::fmt;
 
-pub use config::{Effective, StreamConfig, StreamDefaults, TimestampType};
+pub use config::{Effective, QueueArgument, StreamConfig, StreamDefaults, TimestampType};
 pub use lookup::OffsetAndTimestamp;
 pub use partition::{Appended, Partition};
 pub use producer_ids::ProducerIds;

@@ -60,6 +60,8 @@ pub struct Partition {
     settings: RwLock<Effective>,
     high_watermark: watch::Sender<u64>,
     data: Notify,
+    /// The stream's wake-up, shared by its partitions: readers of every partition wait on it.
+    stream_data: Arc<Notify>,
     flusher: Mutex<Flusher>,
     poisoned: AtomicBool,
     /// The log end covered by the last producer snapshot written (`u64::MAX`: none yet).
@@ -79,6 +81,7 @@ impl Partition {
         dir: &Path,
         settings: Effective,
         producers: Producers,
+        stream_data: Arc<Notify>,
     ) -> Result<(Self, Recovery), Error> {
         let (log, recovery) =
             Log::open(dir, settings.log_config()).map_err(|source| Error::PartitionLog {
@@ -95,6 +98,7 @@ impl Partition {
             settings: RwLock::new(settings),
             high_watermark: watch::Sender::new(next),
             data: Notify::new(),
+            stream_data,
             flusher: Mutex::new(Flusher::default()),
             poisoned: AtomicBool::new(false),
             snapshot_covers: std::sync::atomic::AtomicU64::new(u64::MAX),
@@ -347,6 +351,7 @@ impl Partition {
         });
         if advanced {
             self.data.notify_waiters();
+            self.stream_data.notify_waiters();
         }
     }
 
@@ -403,6 +408,7 @@ impl Partition {
         self.poisoned.store(true, Ordering::Release);
         self.high_watermark.send_modify(|_| {});
         self.data.notify_waiters();
+        self.stream_data.notify_waiters();
     }
 
     /// Waits until offsets below `end` are visible to readers (durable under `Always`).
@@ -487,6 +493,7 @@ impl Partition {
         self.deleted.store(true, Ordering::Release);
         self.high_watermark.send_modify(|_| {});
         self.data.notify_waiters();
+        self.stream_data.notify_waiters();
     }
 
     pub fn is_deleted(&self) -> bool {

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use super::config::{StreamConfig, StreamDefaults};
@@ -22,6 +22,13 @@ pub struct Stream {
     config: RwLock<Arc<StreamConfig>>,
     partitions: RwLock<Arc<Vec<Arc<Partition>>>>,
     deleted: AtomicBool,
+    /// Round-robin position for records without a key.
+    unkeyed: AtomicU32,
+    /// Woken when any partition's high watermark moves, partitions are added or the stream
+    /// is deleted.
+    changed: Arc<tokio::sync::Notify>,
+    /// AMQP consumers reading the stream (for queue.declare-ok).
+    readers: AtomicU32,
 }
 
 impl Stream {
@@ -60,6 +67,45 @@ impl Stream {
         self.deleted.load(Ordering::Acquire)
     }
 
+    /// AMQP consumers reading the stream.
+    pub fn reader_count(&self) -> u32 {
+        self.readers.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn add_reader(&self, delta: i32) {
+        if delta >= 0 {
+            self.readers
+                .fetch_add(delta.unsigned_abs(), Ordering::Relaxed);
+        } else {
+            let _ = self
+                .readers
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                    Some(n.saturating_sub(delta.unsigned_abs()))
+                });
+        }
+    }
+
+    /// Records visible to readers, over every partition (queue.declare-ok's message count).
+    pub fn message_count(&self) -> u64 {
+        self.partitions()
+            .iter()
+            .map(|p| p.high_watermark().saturating_sub(p.log_start_offset()))
+            .sum()
+    }
+
+    /// The next partition for a record without a key (round-robin).
+    pub fn next_unkeyed_partition(&self) -> u32 {
+        let n = self.partition_count().max(1);
+        self.unkeyed.fetch_add(1, Ordering::Relaxed) % n
+    }
+
+    /// A future that completes when any partition's high watermark moves, partitions are
+    /// added or the stream is deleted. Create it (and `enable` it) before looking, so no
+    /// change is missed.
+    pub fn changed(&self) -> tokio::sync::futures::Notified<'_> {
+        self.changed.notified()
+    }
+
     fn definition(&self) -> StreamDefinition {
         StreamDefinition {
             id: self.id,
@@ -83,8 +129,14 @@ impl Stream {
             .ok()
             .and_then(|b| Producers::decode(&b));
         let dir = self.dir.join(index.to_string());
-        let (partition, recovery) =
-            Partition::open(&self.name, index, &dir, effective, Producers::default())?;
+        let (partition, recovery) = Partition::open(
+            &self.name,
+            index,
+            &dir,
+            effective,
+            Producers::default(),
+            Arc::clone(&self.changed),
+        )?;
         if recovery.truncated.is_some() || !recovery.indexes_rebuilt.is_empty() {
             tracing::warn!(stream = %self.name, partition = index, ?recovery, "partition log recovered");
         }
@@ -131,6 +183,9 @@ impl Streams {
                 config: RwLock::new(Arc::new(def.config)),
                 partitions: RwLock::new(Arc::new(Vec::new())),
                 deleted: AtomicBool::new(false),
+                unkeyed: AtomicU32::new(0),
+                changed: Arc::new(tokio::sync::Notify::new()),
+                readers: AtomicU32::new(0),
             };
             let partitions = (0..def.partitions)
                 .map(|p| stream.open_partition(p, &defaults))
@@ -277,6 +332,9 @@ impl Streams {
             config: RwLock::new(Arc::new(def.config)),
             partitions: RwLock::new(Arc::new(Vec::new())),
             deleted: AtomicBool::new(false),
+            unkeyed: AtomicU32::new(0),
+            changed: Arc::new(tokio::sync::Notify::new()),
+            readers: AtomicU32::new(0),
         };
         let defaults = self.defaults();
         let opened = (0..partitions)
@@ -319,6 +377,7 @@ impl Streams {
         for partition in stream.partitions().iter() {
             partition.mark_deleted();
         }
+        stream.changed.notify_waiters();
         let removed = persist::remove(&self.definitions, &self.vhost, name)
             .and_then(|()| persist::remove_files(&stream.dir));
         self.namespace.release(name, NameKind::Stream);
@@ -358,6 +417,7 @@ impl Streams {
             .partitions
             .write()
             .unwrap_or_else(PoisonError::into_inner) = Arc::new(partitions);
+        stream.changed.notify_waiters();
         Ok(())
     }
 
