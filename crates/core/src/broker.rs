@@ -55,6 +55,18 @@ impl Broker {
         }))
     }
 
+    /// Starts the broker's background work on the current runtime: stream maintenance
+    /// (retention, interval fsyncs) for vhosts nobody started it for, and each vhost's
+    /// topic -> exchange fan-out. Call once, after the frontends are set up.
+    pub fn start_background(&self) {
+        for vhost in self.vhosts() {
+            vhost
+                .streams()
+                .ensure_maintenance(std::time::Duration::from_secs(300));
+            vhost.start_fanout();
+        }
+    }
+
     /// The durable definitions journal.
     pub fn definitions(&self) -> &Arc<DefinitionStore> {
         &self.definitions

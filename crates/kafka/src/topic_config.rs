@@ -31,6 +31,8 @@ enum Field {
     FlushMessages,
     FlushMs,
     IndexIntervalBytes,
+    /// ferrymq's topic -> exchange fan-out.
+    FanoutExchange,
     /// Kept in `extra`.
     Extra,
 }
@@ -94,6 +96,16 @@ pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
         &[],
         Some("log.cleaner.delete.retention.ms"),
         "No effect (no compaction)."
+    ),
+    def!(
+        "ferrymq.fanout.exchange",
+        String,
+        FanoutExchange,
+        "",
+        &[],
+        None,
+        "ferrymq: every record appended is also published to this exchange of the Kafka \
+         vhost, its key as routing key (at-least-once). Unset: no fan-out."
     ),
     def!(
         "file.delete.delay.ms",
@@ -423,6 +435,7 @@ pub fn apply(config: &mut StreamConfig, name: &str, value: Option<&str>) -> Resu
             Field::FlushMessages => config.flush_messages = None,
             Field::FlushMs => config.flush_ms = None,
             Field::IndexIntervalBytes => config.index_interval_bytes = None,
+            Field::FanoutExchange => config.fanout_exchange = None,
             Field::Extra => {
                 config.extra.remove(name);
             }
@@ -451,6 +464,16 @@ pub fn apply(config: &mut StreamConfig, name: &str, value: Option<&str>) -> Resu
         Field::IndexIntervalBytes => {
             config.index_interval_bytes =
                 Some(u32::try_from(number(def, value, 0i32)?).unwrap_or(0));
+        }
+        Field::FanoutExchange => {
+            let exchange = value.trim();
+            if exchange.is_empty() || exchange.len() > 255 {
+                return Err(format!(
+                    "Invalid value {value} for configuration {name}: the name of an exchange \
+                     (1 to 255 bytes)"
+                ));
+            }
+            config.fanout_exchange = Some(exchange.to_owned());
         }
         Field::Extra => {
             if name == "min.insync.replicas" {
@@ -481,6 +504,7 @@ pub fn explicit(def: &TopicConfigDef, config: &StreamConfig) -> Option<String> {
         Field::FlushMessages => text(config.flush_messages),
         Field::FlushMs => text(config.flush_ms),
         Field::IndexIntervalBytes => text(config.index_interval_bytes),
+        Field::FanoutExchange => config.fanout_exchange.clone(),
         Field::Extra => config.extra.get(def.name).cloned(),
     }
 }
@@ -517,7 +541,7 @@ pub fn default_value(
             Field::FlushMessages => flush(d).0,
             Field::FlushMs => flush(d).1,
             Field::IndexIntervalBytes => d.index_interval_bytes.to_string(),
-            Field::Extra => return None,
+            Field::FanoutExchange | Field::Extra => return None,
         })
     };
     match (value(defaults), value(builtin)) {
@@ -565,6 +589,15 @@ mod tests {
         );
         apply(&mut c, "retention.ms", None).unwrap();
         assert_eq!(c.retention_ms, None);
+        apply(&mut c, "ferrymq.fanout.exchange", Some("tasks")).unwrap();
+        assert_eq!(c.fanout_exchange.as_deref(), Some("tasks"));
+        assert_eq!(
+            explicit(lookup("ferrymq.fanout.exchange").unwrap(), &c).as_deref(),
+            Some("tasks")
+        );
+        assert!(apply(&mut c, "ferrymq.fanout.exchange", Some(" ")).is_err());
+        apply(&mut c, "ferrymq.fanout.exchange", None).unwrap();
+        assert_eq!(c.fanout_exchange, None);
     }
 
     #[test]

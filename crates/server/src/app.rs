@@ -61,6 +61,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             .context("cannot start the Kafka frontend")?
     };
 
+    // Retention for every vhost's streams and the topic -> exchange fan-out.
+    broker.start_background();
+
     let shutdown = Shutdown::default();
     // Frontends: one handler per listener.
     // Accept loops are tracked too: the tracker cannot empty while one may still spawn.

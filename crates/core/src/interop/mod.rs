@@ -11,6 +11,7 @@
 //! stream_queue  queue.declare / delete of stream queues (RabbitMQ's rules and wording)
 //! publish       an AMQP publish appended to a stream (partition by Kafka's partitioner)
 //! consumer      AMQP consumers of a stream (x-stream-offset, credit, independent readers)
+//! fanout        topic -> exchange fan-out (at-least-once, position in the definitions store)
 //! ```
 //!
 //! # Invariants
@@ -19,6 +20,7 @@
 //!   timestamp.
 
 pub mod consumer;
+pub mod fanout;
 mod header_value;
 pub mod mapping;
 pub mod publish;

@@ -396,8 +396,13 @@ impl VHost {
             })?;
         let streams = Arc::clone(self.streams());
         blocking(|| streams.delete(name))?;
-        self.remove_bindings_to(&crate::exchange::Destination::Stream(stream));
+        self.remove_stream_bindings(&stream);
         Ok(())
+    }
+
+    /// Removes the bindings that lead to `stream` (once it is deleted).
+    pub fn remove_stream_bindings(&self, stream: &Arc<Stream>) {
+        self.remove_bindings_to(&crate::exchange::Destination::Stream(Arc::clone(stream)));
     }
 }
 

@@ -166,6 +166,15 @@ impl DefinitionStore {
         self.lock().get(&(kind, key.to_owned())).cloned()
     }
 
+    /// The keys of every live definition of `kind`, in order.
+    pub fn keys(&self, kind: Kind) -> Vec<String> {
+        self.lock()
+            .keys()
+            .filter(|(k, _)| *k == kind)
+            .map(|(_, key)| key.clone())
+            .collect()
+    }
+
     /// Decodes a JSON value written by [`put_json`](Self::put_json).
     pub fn decode_json<T: DeserializeOwned>(
         kind: Kind,

@@ -36,6 +36,14 @@ impl Streams {
         }
     }
 
+    /// Starts the maintenance task unless one runs already (the Kafka frontend starts its
+    /// vhost's with its own retention interval).
+    pub fn ensure_maintenance(self: &Arc<Self>, retention_every: Duration) {
+        if lock(&self.maintenance).is_none() {
+            self.start_maintenance(retention_every);
+        }
+    }
+
     /// One retention pass over every partition (blocking). Returns bytes deleted.
     pub fn apply_retention(&self) -> u64 {
         let now = now_ms();

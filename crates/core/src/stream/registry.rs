@@ -157,6 +157,8 @@ pub struct Streams {
     map: RwLock<HashMap<String, Arc<Stream>>>,
     admin: Mutex<()>,
     pub(crate) maintenance: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Bumped after every create, delete, repartition and reconfiguration.
+    changes: tokio::sync::watch::Sender<u64>,
 }
 
 impl Streams {
@@ -206,11 +208,26 @@ impl Streams {
             map: RwLock::new(map),
             admin: Mutex::new(()),
             maintenance: Mutex::new(None),
+            changes: tokio::sync::watch::Sender::new(0),
         })
     }
 
     pub fn vhost(&self) -> &str {
         &self.vhost
+    }
+
+    /// Changes whenever a stream is created, deleted, repartitioned or reconfigured.
+    pub fn watch_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    fn changed(&self) {
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// The definitions journal the streams persist to.
+    pub(crate) fn definitions(&self) -> &Arc<DefinitionStore> {
+        &self.definitions
     }
 
     /// The name space the vhost's streams share with its classic queues.
@@ -358,6 +375,7 @@ impl Streams {
             .unwrap_or_else(PoisonError::into_inner)
             .insert(name.to_owned(), Arc::clone(&stream));
         tracing::info!(vhost = %self.vhost, stream = name, partitions, "stream created");
+        self.changed();
         Ok(stream)
     }
 
@@ -383,6 +401,7 @@ impl Streams {
         self.namespace.release(name, NameKind::Stream);
         removed?;
         tracing::info!(vhost = %self.vhost, stream = name, "stream deleted");
+        self.changed();
         Ok(())
     }
 
@@ -418,6 +437,7 @@ impl Streams {
             .write()
             .unwrap_or_else(PoisonError::into_inner) = Arc::new(partitions);
         stream.changed.notify_waiters();
+        self.changed();
         Ok(())
     }
 
@@ -434,6 +454,7 @@ impl Streams {
             .config
             .write()
             .unwrap_or_else(PoisonError::into_inner) = Arc::new(config);
+        self.changed();
         for partition in stream.partitions().iter() {
             partition.apply_settings(effective.clone())?;
         }

@@ -83,6 +83,8 @@ pub(super) fn handle_legacy(ctx: &Arc<Ctx>, request: AlterConfigsRequest, _versi
                     for entry in &configs {
                         topic_config::apply(&mut fresh, &entry.name, entry.value.as_deref())?;
                     }
+                    // Not a topic config: how the stream was declared as an AMQP queue.
+                    fresh.queue_arguments = std::mem::take(&mut c.queue_arguments);
                     *c = fresh;
                     Ok(())
                 },

@@ -54,6 +54,8 @@ pub(super) fn handle(ctx: &Arc<Ctx>, request: DeleteTopicsRequest, version: i16)
             match blocking(move || streams.delete(&deleting)).await {
                 Ok(()) => {
                     ctx.groups.remove_topic(&topic);
+                    // Exchanges bound to it as a stream queue lose those bindings.
+                    ctx.vhost.remove_stream_bindings(&stream);
                     responses.push(
                         base.with_name(Some(TopicName(s(topic))))
                             .with_topic_id(uuid::Uuid::from_bytes(stream.id().0)),
