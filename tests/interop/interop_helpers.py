@@ -32,7 +32,11 @@ def broker(tmp_path_factory):
     """One ferrymq per module; tests use their own queue, topic and group names."""
     b = Broker(
         tmp_path_factory.mktemp("interop") / "data",
-        env={"FERRYMQ_KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS": "0"},
+        env={
+            "FERRYMQ_KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS": "0",
+            # Retention tests see old segments go within a fraction of a second.
+            "FERRYMQ_KAFKA_LOG_RETENTION_CHECK_INTERVAL_MS": "100",
+        },
     ).start()
     yield b
     b.stop()

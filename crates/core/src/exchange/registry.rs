@@ -152,11 +152,8 @@ impl VHost {
             _ => false,
         };
         if !same {
-            return Err(fail(
-                "alternate-exchange",
-                crate::queue::describe_arg(b),
-                crate::queue::describe_arg(a),
-            ));
+            let (received, current) = crate::queue::describe_mismatch(b, a);
+            return Err(fail("alternate-exchange", received, current));
         }
         Ok(())
     }

@@ -20,7 +20,7 @@ use bytes::Bytes;
 use super::header_value;
 use crate::error::{Mismatch, ResourceKind};
 use crate::message::{FieldTable, FieldValue};
-use crate::queue::{Declared, OwnerId, QueueSpec, describe_arg};
+use crate::queue::{Declared, OwnerId, QueueSpec, describe_arg, describe_mismatch};
 use crate::stream::{QueueArgument, Stream, StreamConfig};
 use crate::{Error, VHost};
 
@@ -273,24 +273,11 @@ impl VHost {
         if spec.auto_delete {
             return Err(self.inequivalent(name, "auto_delete", "'true'".into(), "'false'".into()));
         }
-        match spec.arguments.get("x-queue-type") {
-            Some(v) if v.as_str() == Some("stream") => {}
-            Some(FieldValue::LongString(other)) => {
-                return Err(self.inequivalent(
-                    name,
-                    "x-queue-type",
-                    format!("'{}'", String::from_utf8_lossy(other)),
-                    "'stream'".into(),
-                ));
-            }
-            other => {
-                return Err(self.inequivalent(
-                    name,
-                    "x-queue-type",
-                    describe_arg(other),
-                    describe_arg(Some(&FieldValue::string("stream"))),
-                ));
-            }
+        let queue_type = spec.arguments.get("x-queue-type");
+        if queue_type.and_then(FieldValue::as_str) != Some("stream") {
+            let (received, current) =
+                describe_mismatch(queue_type, Some(&FieldValue::string("stream")));
+            return Err(self.inequivalent(name, "x-queue-type", received, current));
         }
         let config = stream.config();
         for key in STREAM_ARGS.iter().filter(|k| **k != "x-queue-type") {
@@ -308,12 +295,8 @@ impl VHost {
                 _ => false,
             };
             if !same {
-                return Err(self.inequivalent(
-                    name,
-                    key,
-                    describe_arg(requested),
-                    describe_arg(current.as_ref()),
-                ));
+                let (received, current) = describe_mismatch(requested, current.as_ref());
+                return Err(self.inequivalent(name, key, received, current));
             }
         }
         Ok(())
@@ -560,6 +543,15 @@ mod tests {
             "inequivalent arg 'x-max-age' for queue 's' in vhost '/': received none but current \
              is the value '1D' of type 'longstr'"
         );
+        // Both present: bare values, whatever their types (RabbitMQ 3.10's wording).
+        let err = declare(&vh, spec("s", &[("x-max-age", FieldValue::string("2D"))])).unwrap_err();
+        assert_eq!(
+            err,
+            "inequivalent arg 'x-max-age' for queue 's' in vhost '/': received '2D' but current \
+             is '1D'"
+        );
+        let err = declare(&vh, spec("s", &[("x-max-age", FieldValue::I32(5))])).unwrap_err();
+        assert!(err.ends_with("received '5' but current is '1D'"), "{err}");
         let mut classic = QueueSpec::new("s");
         classic.durable = true;
         assert_eq!(

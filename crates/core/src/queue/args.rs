@@ -292,14 +292,15 @@ impl QueueArgs {
             if same_arg(key, old, new) {
                 continue;
             }
+            let (received, current) = describe_mismatch(new, old);
             return Err(Error::Inequivalent {
                 kind: ResourceKind::Queue,
                 name: queue.to_owned(),
                 vhost: vhost.to_owned(),
                 mismatch: Box::new(crate::error::Mismatch {
                     arg: (*key).to_owned(),
-                    received: describe(new),
-                    current: describe(old),
+                    received,
+                    current,
                 }),
             });
         }
@@ -328,6 +329,18 @@ pub(crate) fn describe(value: Option<&FieldValue>) -> String {
     match value {
         None => "none".to_owned(),
         Some(v) => format!("the value '{v}' of type '{}'", v.type_name()),
+    }
+}
+
+/// RabbitMQ's wording of both sides of a mismatch: bare values when both sides have one
+/// (whatever their types), else [`describe`] of each ("none", "the value '..' of type '..'").
+pub(crate) fn describe_mismatch(
+    received: Option<&FieldValue>,
+    current: Option<&FieldValue>,
+) -> (String, String) {
+    match (received, current) {
+        (Some(r), Some(c)) => (format!("'{r}'"), format!("'{c}'")),
+        _ => (describe(received), describe(current)),
     }
 }
 
@@ -444,8 +457,8 @@ mod tests {
         let err = args.assert_equivalent(&a, &c, "q", "/").unwrap_err();
         assert_eq!(
             err.to_string(),
-            "inequivalent arg 'x-max-length' for queue 'q' in vhost '/': received the value '11' \
-             of type 'long' but current is the value '10' of type 'signedint'"
+            "inequivalent arg 'x-max-length' for queue 'q' in vhost '/': received '11' but \
+             current is '10'"
         );
         assert!(
             args.assert_equivalent(&a, &FieldTable::new(), "q", "/")

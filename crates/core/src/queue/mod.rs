@@ -43,8 +43,8 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-pub(crate) use args::describe as describe_arg;
 pub use args::{Overflow, QueueArgs, QueueType};
+pub(crate) use args::{describe as describe_arg, describe_mismatch};
 pub use consumer::{Consumer, ConsumerSpec, Credit, Delivery, DeliverySink, OwnerId};
 pub use dead_letter::DeathReason;
 pub use journal::{DurabilityWait, Journal};
