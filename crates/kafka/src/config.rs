@@ -19,6 +19,9 @@ pub struct KafkaConfig {
     pub advertised: String,
     /// Connections beyond this wait in the kernel's accept backlog.
     pub max_connections: usize,
+    /// The virtual host whose streams are this listener's topics (its AMQP stream queues and
+    /// Kafka topics are the same logs). Created at startup if missing.
+    pub vhost: String,
     /// `socket.request.max.bytes`: larger requests are refused from their size prefix,
     /// before any of their bytes are buffered, and the connection is closed.
     pub max_request_bytes: u32,
@@ -55,6 +58,7 @@ impl Default for KafkaConfig {
             listen: SocketAddr::from(([0, 0, 0, 0], 9092)),
             advertised: String::new(),
             max_connections: 10_000,
+            vhost: "/".to_owned(),
             max_request_bytes: 100 * 1024 * 1024,
             node_id: 0,
             auto_create_topics_enable: true,

@@ -45,7 +45,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     // Storage and state, after the lock and before any listener accepts. Opening may recover
     // logs from disk: blocking work, kept off the runtime's workers.
-    let broker_config = config.storage.broker_config();
+    let broker_config = config.broker_config();
     let broker = tokio::task::spawn_blocking(move || Broker::open(broker_config))
         .await
         .context("opening the broker")?

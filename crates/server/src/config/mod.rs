@@ -56,13 +56,26 @@ pub struct ServerConfig {
     /// On SIGINT/SIGTERM, how long open connections get to close before storage is flushed and
     /// the process exits anyway.
     pub shutdown_timeout_ms: u64,
+    /// Virtual hosts that exist (`/` always does, and so does `kafka.vhost`).
+    pub vhosts: Vec<String>,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             shutdown_timeout_ms: 5_000,
+            vhosts: vec!["/".to_owned()],
         }
+    }
+}
+
+impl Config {
+    /// What [`ferrymq_core::Broker::open`] takes: storage, the vhosts, the Kafka vhost.
+    pub fn broker_config(&self) -> BrokerConfig {
+        let mut config = self.storage.broker_config();
+        config.vhosts.clone_from(&self.server.vhosts);
+        config.kafka_vhost.clone_from(&self.kafka.vhost);
+        config
     }
 }
 

@@ -23,6 +23,12 @@ impl Config {
                 reason: reason.to_owned(),
             })
         };
+        if self.server.vhosts.iter().any(String::is_empty) {
+            return invalid("server.vhosts", "a vhost name must not be empty");
+        }
+        if self.kafka.vhost.is_empty() {
+            return invalid("kafka.vhost", "must not be empty");
+        }
         if self.storage.data_dir.as_os_str().is_empty() {
             return invalid("storage.data_dir", "must not be empty");
         }
