@@ -3,17 +3,25 @@
 //! Results and the exact commands: docs/benchmarks.md ("Commit log").
 //!
 //! An append call carries 16 entries (16 KiB): a burst of AMQP publishes taken from one
-//! socket read, or the 16 KiB of a Kafka producer's default `batch.size`. Under `Always`
-//! every appender waits for `sync_to` after each call, as the broker does before a publisher
-//! confirm or an acks=all response; that case also runs with 64 entries per call (publishers
-//! with a wider confirm window). Data goes to `FERRYMQ_BENCH_DIR` (default
-//! `target/bench-data`), which should be on the disk measured with dd.
+//! socket read, or the 16 KiB of a Kafka producer's default `batch.size`. Under `Always` two
+//! shapes of appender run:
+//! - synchronous (`_x16`, `_x64`): each appender waits for `sync_to` after every call, so it
+//!   never has more than one call's entries unsynced (a confirm window of 16 or 64);
+//! - windowed (`_window<W>`): each appender keeps appending while up to `W` of its entries
+//!   await durability and waits (`sync_to` its oldest call) only when that window is full, as
+//!   a publisher with a confirm window of `W` or a Kafka producer with requests in flight
+//!   does; a flusher thread keeps a sync running while anything is unsynced, as the broker's
+//!   per-partition flusher does.
+//!
+//! Data goes to `FERRYMQ_BENCH_DIR` (default `target/bench-data`), which should be on the disk
+//! measured with dd.
 #![allow(
     clippy::unwrap_used,
     clippy::cast_possible_truncation,
     reason = "benchmark harness: a failure aborts the run; sizes are small constants"
 )]
 
+use std::collections::VecDeque;
 use std::hint::black_box;
 use std::io::{IoSlice, Write as _};
 use std::path::PathBuf;
@@ -63,12 +71,53 @@ fn append_batches(log: &Log, payload: &[u8], size: usize, batches: u64, sync: bo
     }
 }
 
+/// Appends `batches` batches of `size` x 1 KiB, keeping at most `window` entries unsynced:
+/// when the next batch would overflow the window, waits until the oldest batches are durable.
+/// Ends with everything durable.
+fn append_windowed(log: &Log, payload: &[u8], size: usize, batches: u64, window: usize) {
+    let parts: &[&[u8]] = &[payload];
+    let entry = Entry {
+        timestamp: 1_700_000_000_000,
+        span: 1,
+        parts,
+    };
+    let batch = vec![entry; size];
+    let mut pending = VecDeque::new();
+    for _ in 0..batches {
+        while pending.len() * size + size > window {
+            let oldest = pending.pop_front().unwrap();
+            log.sync_to(oldest).unwrap();
+            let durable = log.durable_offset();
+            while pending.front().is_some_and(|&end| end <= durable) {
+                pending.pop_front();
+            }
+        }
+        pending.push_back(log.append(&batch).unwrap().next_offset);
+    }
+    if let Some(&last) = pending.back() {
+        log.sync_to(last).unwrap();
+    }
+}
+
+/// The broker's per-partition flusher: keeps one sync running while anything is unsynced.
+fn flusher(log: &Log, done: &AtomicBool) {
+    while !done.load(Ordering::Relaxed) {
+        let next = log.next_offset();
+        if log.durable_offset() < next {
+            log.sync_to(next).unwrap();
+        } else {
+            std::thread::sleep(Duration::from_micros(50));
+        }
+    }
+}
+
 /// One timed run: `appenders` threads append `volume` bytes between them in batches of `size`.
 fn run(log: &Log, case: &Case, payload: &[u8]) -> Duration {
     let Case {
         policy,
         appenders,
         batch,
+        window,
         volume,
     } = *case;
     let batches = volume / (batch * ENTRY) as u64 / appenders;
@@ -85,8 +134,16 @@ fn run(log: &Log, case: &Case, payload: &[u8]) -> Duration {
                 }
             });
         }
+        if window.is_some() {
+            s.spawn(|| flusher(log, &done));
+        }
         let workers: Vec<_> = (0..appenders)
-            .map(|_| s.spawn(|| append_batches(log, payload, batch, batches, sync)))
+            .map(|_| {
+                s.spawn(|| match window {
+                    Some(window) => append_windowed(log, payload, batch, batches, window),
+                    None => append_batches(log, payload, batch, batches, sync),
+                })
+            })
             .collect();
         for worker in workers {
             worker.join().unwrap();
@@ -101,6 +158,9 @@ struct Case {
     appenders: u64,
     /// Entries per append call.
     batch: usize,
+    /// Entries each appender may have unsynced (windowed appenders, `Always` only); `None`:
+    /// synchronous appenders under `Always`.
+    window: Option<usize>,
     /// Payload bytes per timed run.
     volume: u64,
 }
@@ -111,24 +171,38 @@ fn appends(c: &mut Criterion) {
     group.sample_size(10).warm_up_time(Duration::from_secs(1));
     group.measurement_time(Duration::from_secs(8));
     let interval = FsyncPolicy::Interval(Duration::from_millis(10));
+    let always = FsyncPolicy::Always;
     let cases = [
-        ("never", FsyncPolicy::Never, 1, BATCH, 64 * MIB),
-        ("never", FsyncPolicy::Never, 16, BATCH, 64 * MIB),
-        ("interval_10ms", interval, 1, BATCH, 64 * MIB),
-        ("interval_10ms", interval, 16, BATCH, 64 * MIB),
-        ("always", FsyncPolicy::Always, 1, BATCH, 32 * MIB),
-        ("always", FsyncPolicy::Always, 16, BATCH, 32 * MIB),
-        ("always", FsyncPolicy::Always, 16, 4 * BATCH, 64 * MIB),
+        ("never", FsyncPolicy::Never, 1, BATCH, None, 64 * MIB),
+        ("never", FsyncPolicy::Never, 16, BATCH, None, 64 * MIB),
+        ("never", FsyncPolicy::Never, 1, BATCH, None, 768 * MIB),
+        ("interval_10ms", interval, 1, BATCH, None, 64 * MIB),
+        ("interval_10ms", interval, 16, BATCH, None, 64 * MIB),
+        ("always", always, 1, BATCH, None, 32 * MIB),
+        ("always", always, 16, BATCH, None, 32 * MIB),
+        ("always", always, 16, 4 * BATCH, None, 64 * MIB),
+        // Kafka producer defaults: 5 requests in flight x 16 KiB batch.size.
+        ("always", always, 16, BATCH, Some(80), 64 * MIB),
+        // Publisher confirms with a window of 1000 (issue 7's A2).
+        ("always", always, 16, BATCH, Some(1000), 128 * MIB),
     ];
-    for (name, policy, appenders, batch, volume) in cases {
+    for (name, policy, appenders, batch, window, volume) in cases {
         let case = Case {
             policy,
             appenders,
             batch,
+            window,
             volume,
         };
+        let mut id = format!("{name}/{appenders}_appenders_x{batch}");
+        if let Some(window) = window {
+            id = format!("{id}_window{window}");
+        }
+        if volume > 64 * MIB {
+            id = format!("{id}_{}MiB", volume / MIB);
+        }
         group.throughput(Throughput::Bytes(volume));
-        group.bench_function(format!("{name}/{appenders}_appenders_x{batch}"), |b| {
+        group.bench_function(id, |b| {
             if policy == FsyncPolicy::Never {
                 // A fresh log per run: nothing reaches the disk, so this measures the append
                 // path into the page cache and no earlier run's writeback.
@@ -245,10 +319,11 @@ fn baselines(c: &mut Criterion) {
     group.finish();
 
     // What the disk gives one thread that writes `chunk` bytes and then fdatasyncs: the
-    // ceiling for group commit when that much is in flight (16 appenders x 16 KiB = 256 KiB).
+    // ceiling for group commit when that much is in flight (16 appenders x 16 KiB = 256 KiB;
+    // windowed appenders reach several MiB).
     let mut group = c.benchmark_group("baseline_fdatasync");
     group.sample_size(10);
-    for chunk in [256 * 1024, 1024 * 1024] {
+    for chunk in [256 * 1024, 1024 * 1024, 4096 * 1024] {
         let volume = 32 * MIB;
         group.throughput(Throughput::Bytes(volume));
         group.bench_function(format!("every_{}KiB", chunk / 1024), |b| {
