@@ -289,6 +289,27 @@ async fn follow(
     }
 }
 
+/// Records where the fan-out of one partition starts, as the fan-out is configured (stream
+/// creation, a config change, new partitions), so that what is appended from then on is
+/// published even if the broker stops before its follower runs. Not flushed: the caller
+/// flushes the store before it answers.
+pub(crate) fn record_start(
+    store: &crate::store::DefinitionStore,
+    vhost: &str,
+    stream: &str,
+    id: StreamId,
+    partition: u32,
+    next: u64,
+) -> Result<(), crate::Error> {
+    let pending = store.put_json(
+        Kind::Setting,
+        &position_key(vhost, stream, partition),
+        &Position { stream: id, next },
+    )?;
+    drop(pending);
+    Ok(())
+}
+
 async fn commit(
     store: &crate::store::DefinitionStore,
     key: &str,
@@ -594,6 +615,66 @@ mod tests {
         assert_eq!(bodies(&got), ["1", "2", "3", "4", "5"]);
         // Without a delivery mode, fanned-out messages are persistent (durable queues keep them).
         assert!(got.iter().all(|m| m.properties.delivery_mode == Some(2)));
+    }
+
+    fn position(vhost: &VHost, partition: u32) -> Option<u64> {
+        let key = position_key(vhost.name(), "t", partition);
+        vhost
+            .streams()
+            .definitions()
+            .get(Kind::Setting, &key)
+            .and_then(|b| serde_json::from_slice::<Position>(&b).ok())
+            .map(|p| p.next)
+    }
+
+    #[tokio::test]
+    async fn positions_are_recorded_when_fan_out_is_configured_not_when_followed() {
+        // No follower runs here (start_fanout is never called): what is appended after the
+        // configuration is covered even if the broker stops before a follower starts.
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let broker = Broker::open(BrokerConfig::with_data_dir(dir.path())).unwrap();
+            let vhost = broker.vhost("/").unwrap();
+            let stream = fanning(&vhost);
+            assert_eq!(
+                position(&vhost, 0),
+                Some(0),
+                "created with fan-out: from the start"
+            );
+            append(&stream, &["a", "b"]).await;
+            vhost.streams().add_partitions(&stream, 2).unwrap();
+            assert_eq!(
+                position(&vhost, 1),
+                Some(0),
+                "new partitions: from their start"
+            );
+            broker.shutdown().await.unwrap();
+        }
+        let broker = Broker::open(BrokerConfig::with_data_dir(dir.path())).unwrap();
+        let vhost = broker.vhost("/").unwrap();
+        assert_eq!(position(&vhost, 0), Some(0), "durable");
+        let queue = setup(&vhost, &[]);
+        vhost.start_fanout();
+        assert_eq!(bodies(&drain(&queue, 2).await), ["a", "b"]);
+
+        // Switched on later: from the log end at that moment.
+        let plain = vhost
+            .streams()
+            .create("p", 1, StreamConfig::default())
+            .unwrap();
+        append(&plain, &["old"]).await;
+        let config = StreamConfig {
+            fanout_exchange: Some("tasks".into()),
+            ..StreamConfig::default()
+        };
+        vhost.streams().set_config(&plain, config).unwrap();
+        let key = position_key("/", "p", 0);
+        let stored = vhost
+            .streams()
+            .definitions()
+            .get(Kind::Setting, &key)
+            .and_then(|b| serde_json::from_slice::<Position>(&b).ok());
+        assert_eq!(stored.map(|p| p.next), Some(1));
     }
 
     #[tokio::test]

@@ -9,6 +9,7 @@ use super::config::{StreamConfig, StreamDefaults};
 use super::partition::{Partition, lock};
 use super::producer::Producers;
 use super::{MAX_PARTITIONS, StreamDefinition, StreamId, persist};
+use crate::interop::fanout;
 use crate::namespace::{NameKind, Namespace};
 use crate::store::{Definition, DefinitionStore};
 use crate::{Error, layout};
@@ -341,6 +342,12 @@ impl Streams {
             partitions,
             config,
         };
+        if def.config.fanout_exchange.is_some() {
+            // Created with a fan-out: every record from the first one on is published.
+            for p in 0..partitions {
+                fanout::record_start(&self.definitions, &self.vhost, name, def.id, p, 0)?;
+            }
+        }
         persist::save(&self.definitions, &self.vhost, name, &def)?;
         let stream = Stream {
             name: name.to_owned(),
@@ -431,6 +438,11 @@ impl Streams {
             partitions: total,
             ..stream.definition()
         };
+        if def.config.fanout_exchange.is_some() {
+            for p in current..total {
+                fanout::record_start(&self.definitions, &self.vhost, &stream.name, def.id, p, 0)?;
+            }
+        }
         persist::save(&self.definitions, &self.vhost, &stream.name, &def)?;
         *stream
             .partitions
@@ -450,10 +462,27 @@ impl Streams {
         };
         persist::save(&self.definitions, &self.vhost, &stream.name, &def)?;
         let effective = config.resolve(&self.defaults());
+        let fanout_starts =
+            stream.config().fanout_exchange.is_none() && config.fanout_exchange.is_some();
         *stream
             .config
             .write()
             .unwrap_or_else(PoisonError::into_inner) = Arc::new(config);
+        if fanout_starts {
+            // Fan-out switched on: it covers what is appended from now on. Stored after the
+            // config changed (the fan-out manager forgets positions of streams without one).
+            for partition in stream.partitions().iter() {
+                fanout::record_start(
+                    &self.definitions,
+                    &self.vhost,
+                    &stream.name,
+                    stream.id,
+                    partition.index(),
+                    partition.high_watermark(),
+                )?;
+            }
+            self.definitions.flush()?;
+        }
         self.changed();
         for partition in stream.partitions().iter() {
             partition.apply_settings(effective.clone())?;
