@@ -16,6 +16,7 @@
 
 mod properties;
 mod table;
+pub mod wire;
 
 use bytes::Bytes;
 
