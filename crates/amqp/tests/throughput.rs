@@ -2,6 +2,11 @@
 //! acks every 100) through an in-process listener, speaking raw frames so the client is not
 //! the bottleneck. Not a correctness test:
 //! `cargo test --release -p ferrymq-amqp --test throughput -- --ignored --nocapture`.
+//!
+//! Environment: `FERRYMQ_BENCH_N` messages (default 500000), `FERRYMQ_BENCH_BODY` bytes each
+//! (default 16), `FERRYMQ_BENCH_DURABLE=1` for a durable queue and persistent messages
+//! (confirmed once fsynced, group-committed), `FERRYMQ_BENCH_BACKLOG=1` to publish everything
+//! before the consumer starts (a drain of a backlog).
 #![expect(
     clippy::expect_used,
     reason = "test setup: any failure must fail the test"
@@ -22,8 +27,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
-const N: u64 = 500_000;
-const BODY: usize = 16;
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
 
 struct Peer {
     socket: TcpStream,
@@ -106,10 +115,68 @@ impl Peer {
     }
 }
 
+/// Consumes `n` messages (prefetch 1000, a multiple ack every 100): (start, end).
+async fn consume(mut consumer: Peer, n: u64) -> (Instant, Instant) {
+    consumer
+        .send(
+            1,
+            AMQPClass::Basic(basic::AMQPMethod::Qos(basic::Qos {
+                prefetch_count: 1000,
+                global: false,
+            })),
+        )
+        .await;
+    consumer.expect((60, 11)).await;
+    consumer
+        .send(
+            1,
+            AMQPClass::Basic(basic::AMQPMethod::Consume(basic::Consume {
+                queue: "bench".into(),
+                consumer_tag: "bench".into(),
+                ..basic::Consume::default()
+            })),
+        )
+        .await;
+    consumer.expect((60, 21)).await;
+    let started = Instant::now();
+    let mut received = 0u64;
+    while received < n {
+        let f = consumer.next().await;
+        if f.kind == FrameKind::Method && peek_ids(&f.payload) == Some((60, 60)) {
+            received += 1;
+            if received.is_multiple_of(100) {
+                let delivery_tag = match amq_protocol::protocol::parse_class(&f.payload[..]) {
+                    Ok((_, AMQPClass::Basic(basic::AMQPMethod::Deliver(d)))) => {
+                        Some(d.delivery_tag)
+                    }
+                    _ => None,
+                }
+                .expect("a basic.deliver");
+                consumer
+                    .send(
+                        1,
+                        AMQPClass::Basic(basic::AMQPMethod::Ack(basic::Ack {
+                            delivery_tag,
+                            multiple: true,
+                        })),
+                    )
+                    .await;
+            }
+        }
+    }
+    (started, Instant::now())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "measurement; run with --ignored --nocapture in release mode"]
 async fn throughput() {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let n = env_or("FERRYMQ_BENCH_N", 500_000).max(1000) / 1000 * 1000;
+    let body = usize::try_from(env_or("FERRYMQ_BENCH_BODY", 16)).expect("body size");
+    let durable = env_or("FERRYMQ_BENCH_DURABLE", 0) == 1;
+    let backlog = env_or("FERRYMQ_BENCH_BACKLOG", 0) == 1;
+    let dir =
+        tempfile::tempdir_in(std::env::var("FERRYMQ_BENCH_DIR").unwrap_or_else(|_| ".".into()))
+            .expect("tempdir");
     let broker = Broker::open(BrokerConfig::with_data_dir(dir.path())).expect("broker");
     let ctx = AmqpContext::new(broker, AmqpConfig::default());
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -133,6 +200,7 @@ async fn throughput() {
             1,
             AMQPClass::Queue(queue::AMQPMethod::Declare(queue::Declare {
                 queue: "bench".into(),
+                durable,
                 ..queue::Declare::default()
             })),
         )
@@ -148,28 +216,7 @@ async fn throughput() {
         .await;
     publisher.expect((85, 11)).await;
 
-    let mut consumer = Peer::open(addr).await;
-    consumer
-        .send(
-            1,
-            AMQPClass::Basic(basic::AMQPMethod::Qos(basic::Qos {
-                prefetch_count: 1000,
-                global: false,
-            })),
-        )
-        .await;
-    consumer.expect((60, 11)).await;
-    consumer
-        .send(
-            1,
-            AMQPClass::Basic(basic::AMQPMethod::Consume(basic::Consume {
-                queue: "bench".into(),
-                consumer_tag: "bench".into(),
-                ..basic::Consume::default()
-            })),
-        )
-        .await;
-    consumer.expect((60, 21)).await;
+    let consumer = Peer::open(addr).await;
 
     // One publish: method + header + body, repeated into one buffer per batch.
     let mut one = BytesMut::new();
@@ -186,44 +233,28 @@ async fn throughput() {
     let mut header = BytesMut::new();
     header.put_u16(60);
     header.put_u16(0);
-    header.put_u64(BODY as u64);
-    header.put_u16(0);
+    header.put_u64(body as u64);
+    if durable {
+        header.put_u16(1 << 12); // delivery-mode present
+        header.put_u8(2); // persistent
+    } else {
+        header.put_u16(0);
+    }
     AmqpFrame::encode(FrameKind::Header, 1, &header, &mut one);
-    AmqpFrame::encode(FrameKind::Body, 1, &[7u8; BODY], &mut one);
+    AmqpFrame::encode(FrameKind::Body, 1, &vec![7u8; body], &mut one);
     let batch: Vec<u8> = one.iter().copied().cycle().take(one.len() * 1000).collect();
 
     let started = Instant::now();
-    let consume = tokio::spawn(async move {
-        let mut received = 0u64;
-        while received < N {
-            let f = consumer.next().await;
-            if f.kind == FrameKind::Method && peek_ids(&f.payload) == Some((60, 60)) {
-                received += 1;
-                if received.is_multiple_of(100) {
-                    let Ok(AMQPClass::Basic(basic::AMQPMethod::Deliver(d))) =
-                        amq_protocol::protocol::parse_class(&f.payload[..]).map(|(_, m)| m)
-                    else {
-                        panic!("not a deliver");
-                    };
-                    consumer
-                        .send(
-                            1,
-                            AMQPClass::Basic(basic::AMQPMethod::Ack(basic::Ack {
-                                delivery_tag: d.delivery_tag,
-                                multiple: true,
-                            })),
-                        )
-                        .await;
-                }
-            }
-        }
-        Instant::now()
-    });
+    let (running, idle) = if backlog {
+        (None, Some(consumer))
+    } else {
+        (Some(tokio::spawn(consume(consumer, n))), None)
+    };
     let (mut read, mut write) = publisher.socket.into_split();
     let confirms = tokio::spawn(async move {
         let mut buf = publisher.buf;
         let mut confirmed = 0;
-        while confirmed < N {
+        while confirmed < n {
             match AmqpFrame::decode(&mut buf, 131_072).expect("frame") {
                 Some(f) => {
                     if let Ok(AMQPClass::Basic(basic::AMQPMethod::Ack(a))) =
@@ -239,16 +270,30 @@ async fn throughput() {
         }
         Instant::now()
     });
-    for _ in 0..N / 1000 {
+    for _ in 0..n / 1000 {
         write.write_all(&batch).await.expect("publish");
     }
     let confirmed = confirms.await.expect("confirms") - started;
-    let consumed = consume.await.expect("consumer") - started;
-    {
+    let rate = |d: std::time::Duration| n as f64 / d.as_secs_f64();
+    let mode = if durable {
+        "durable+persistent"
+    } else {
+        "transient"
+    };
+    if let Some(running) = running {
+        let (_, done) = running.await.expect("consumer");
         println!(
-            "{N} x {BODY} B: publish+confirm {:.0} msg/s, end-to-end {:.0} msg/s",
-            N as f64 / confirmed.as_secs_f64(),
-            N as f64 / consumed.as_secs_f64()
+            "{n} x {body} B {mode}: publish+confirm {:.0} msg/s, end-to-end {:.0} msg/s",
+            rate(confirmed),
+            rate(done - started)
+        );
+    } else {
+        let peer = idle.expect("consumer connection");
+        let (began, done) = tokio::spawn(consume(peer, n)).await.expect("consumer");
+        println!(
+            "{n} x {body} B {mode}: publish+confirm {:.0} msg/s (no consumer), then drain {:.0} msg/s",
+            rate(confirmed),
+            rate(done - began)
         );
     }
     shutdown.cancel();
