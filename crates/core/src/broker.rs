@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use crate::queue::store::{Cache, StorageContext};
 use crate::store::{Definition, DefinitionStore, Kind};
 use crate::stream::{StreamDefaults, Streams};
 use crate::{BrokerConfig, Error, VHost, layout};
@@ -26,6 +27,12 @@ impl Broker {
         )?;
         log_recovered(&recovered);
         let definitions = Arc::new(definitions);
+        let storage = Arc::new(StorageContext {
+            data_dir: config.data_dir.clone(),
+            fsync: config.storage.fsync_policy(),
+            segment_bytes: config.storage.segment_bytes,
+            cache: Arc::new(Cache::new(config.storage.queue_cache_bytes)),
+        });
         let mut vhosts = HashMap::new();
         let stream_defaults = StreamDefaults::from_storage(&config.storage);
         for name in config
@@ -45,8 +52,21 @@ impl Broker {
             )?;
             vhosts.insert(
                 name.clone(),
-                Arc::new(VHost::new(name.clone(), Arc::new(streams))),
+                Arc::new(VHost::new(
+                    name.clone(),
+                    Arc::new(streams),
+                    Arc::clone(&storage),
+                    Arc::clone(&definitions),
+                )),
             );
+        }
+        // Durable AMQP objects: exchanges and queues first, then the bindings between them.
+        for vhost in vhosts.values() {
+            vhost.restore_exchanges(&recovered)?;
+            vhost.restore_queues(&recovered)?;
+        }
+        for vhost in vhosts.values() {
+            vhost.restore_bindings(&recovered);
         }
         Ok(Arc::new(Self {
             config,
@@ -87,6 +107,9 @@ impl Broker {
             {
                 let closed = vhost.streams().close();
                 result = result.and(closed);
+                for queue in vhost.queue_list() {
+                    result = result.and(queue.flush_store());
+                }
             }
             result
         })

@@ -27,8 +27,13 @@ pub struct StorageConfig {
     pub fsync: FsyncMode,
     /// Flush interval for [`FsyncMode::Interval`].
     pub fsync_interval_ms: u64,
-    /// A log rolls to a new segment file once its active one reaches this size.
+    /// A log rolls to a new segment file once its active one reaches this size (durable
+    /// queues' message logs use at most 16 MiB, so drained space is freed promptly).
     pub segment_bytes: u64,
+    /// Memory for the bodies of the newest messages of durable queues, shared by all of them.
+    /// Beyond it messages wait on disk only (a few bytes of memory each) and are read back
+    /// when delivered, so a backlog larger than memory costs disk, not memory.
+    pub queue_cache_bytes: u64,
 }
 
 impl Default for StorageConfig {
@@ -37,6 +42,7 @@ impl Default for StorageConfig {
             fsync: FsyncMode::Always,
             fsync_interval_ms: 200,
             segment_bytes: 64 * 1024 * 1024,
+            queue_cache_bytes: 64 * 1024 * 1024,
         }
     }
 }

@@ -59,6 +59,13 @@ pub enum Error {
         key: String,
         reason: String,
     },
+    /// A durable queue's journal holds a record this build cannot read.
+    #[error("queue {queue}: journal record at offset {offset} is unreadable: {reason}")]
+    CorruptQueue {
+        queue: String,
+        offset: u64,
+        reason: String,
+    },
     /// A broken internal expectation (a task that died, an impossible encoding).
     #[error("internal error: {reason}")]
     Internal { reason: String },

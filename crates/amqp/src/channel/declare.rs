@@ -24,6 +24,13 @@ impl Channel {
         s: &mut Session,
         method: exchange::AMQPMethod,
     ) -> AmqpResult<()> {
+        let mark = s.definitions_mark();
+        let result = self.exchange_method(s, method);
+        s.note_definitions(mark);
+        result
+    }
+
+    fn exchange_method(&mut self, s: &mut Session, method: exchange::AMQPMethod) -> AmqpResult<()> {
         let id = self.id;
         match method {
             exchange::AMQPMethod::Declare(m) => {
@@ -110,6 +117,13 @@ impl Channel {
         s: &mut Session,
         method: queue::AMQPMethod,
     ) -> AmqpResult<()> {
+        let mark = s.definitions_mark();
+        let result = self.queue_method(s, method);
+        s.note_definitions(mark);
+        result
+    }
+
+    fn queue_method(&mut self, s: &mut Session, method: queue::AMQPMethod) -> AmqpResult<()> {
         let id = self.id;
         match method {
             queue::AMQPMethod::Declare(m) => {

@@ -298,6 +298,7 @@ impl Connection {
             pending: BytesMut::new(),
             published: false,
             durable_tx,
+            sync_definitions: false,
         };
         tracing::info!(
             peer = %self.peer,
@@ -389,6 +390,16 @@ impl Connection {
             }
             for channel in channels.values_mut() {
                 channel.flush_confirms(&mut s);
+            }
+            if s.sync_definitions {
+                s.sync_definitions = false;
+                if let Err(e) = s.vhost.definitions().sync_all().durable().await {
+                    tracing::error!(peer = %self.peer, "definitions journal sync failed: {e}");
+                    ended = Some(Flow::Close(AmqpError::new(
+                        ReplyCode::InternalError,
+                        "definitions could not be stored",
+                    )));
+                }
             }
             s.flush();
             match ended {

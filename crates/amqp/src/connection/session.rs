@@ -32,6 +32,8 @@ pub struct Session {
     pub published: bool,
     /// Where durability confirmations for publishes come back to the reader.
     pub durable_tx: mpsc::Sender<(u16, u64, bool)>,
+    /// A request changed durable definitions: replies wait until the journal is synced.
+    pub sync_definitions: bool,
 }
 
 impl Session {
@@ -54,6 +56,19 @@ impl Session {
             let ok = wait.await;
             let _ = tx.send((channel, seq, ok)).await;
         });
+    }
+
+    /// Where the definitions journal ends now (see [`Self::note_definitions`]).
+    pub fn definitions_mark(&self) -> u64 {
+        self.vhost.definitions().end()
+    }
+
+    /// If definitions changed since `mark`, replies of this batch wait for them to be durable
+    /// (declare-ok, bind-ok and delete-ok promise that the change survives a crash).
+    pub fn note_definitions(&mut self, mark: u64) {
+        if self.vhost.definitions().end() != mark {
+            self.sync_definitions = true;
+        }
     }
 
     /// Forgets exclusive queues that were deleted.

@@ -19,6 +19,7 @@
 
 mod bindings;
 mod headers;
+mod persist;
 mod registry;
 pub mod topic;
 

@@ -47,7 +47,7 @@ impl Exchanges {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Arc<Exchange>>> {
+    pub(super) fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Arc<Exchange>>> {
         self.map
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -103,11 +103,16 @@ impl VHost {
                     });
                 }
                 let created = Arc::new(Exchange::new(self.name(), spec.clone())?);
-                self.exchanges
+                let exchange = self
+                    .exchanges
                     .write()
                     .entry(spec.name.clone())
-                    .or_insert(created)
-                    .clone()
+                    .or_insert_with(|| created.clone())
+                    .clone();
+                if Arc::ptr_eq(&exchange, &created) && spec.durable {
+                    self.save_exchange(&exchange)?;
+                }
+                exchange
             }
         };
         self.check_exchange_equivalent(&exchange, &spec)?;
@@ -199,6 +204,7 @@ impl VHost {
             }
             map.remove(exchange.name());
         }
+        self.forget_exchange(exchange);
         exchange.mark_deleted();
         self.remove_bindings_to(&Destination::Exchange(exchange.clone()));
     }
@@ -207,6 +213,11 @@ impl VHost {
     /// lose their last binding.
     pub(crate) fn remove_bindings_to(&self, destination: &Destination) {
         for source in self.exchange_list() {
+            for binding in source.bindings() {
+                if binding.destination.same(destination) {
+                    self.forget_binding(&source, &binding);
+                }
+            }
             let (removed, left) = source.unbind_all(destination);
             if removed > 0 && left == 0 && source.spec().auto_delete {
                 self.remove_exchange(&source);
@@ -255,11 +266,14 @@ impl VHost {
         owner: OwnerId,
     ) -> Result<(), Error> {
         let (source, destination) = self.binding_ends(source, destination, kind, owner)?;
-        source.bind(Binding {
+        let binding = Binding {
             destination,
             routing_key: routing_key.to_owned(),
             arguments: arguments.clone(),
-        })?;
+        };
+        if source.bind(binding.clone())? {
+            self.save_binding(&source, &binding)?;
+        }
         Ok(())
     }
 
@@ -279,10 +293,18 @@ impl VHost {
             Err(Error::NotFound { .. }) => return Ok(()),
             Err(other) => return Err(other),
         };
-        if source.unbind(&destination, routing_key, arguments)
-            && source.binding_count() == 0
-            && source.spec().auto_delete
-        {
+        if !source.unbind(&destination, routing_key, arguments) {
+            return Ok(());
+        }
+        self.forget_binding(
+            &source,
+            &Binding {
+                destination,
+                routing_key: routing_key.to_owned(),
+                arguments: arguments.clone(),
+            },
+        );
+        if source.binding_count() == 0 && source.spec().auto_delete {
             self.remove_exchange(&source);
         }
         Ok(())

@@ -35,8 +35,13 @@ impl Queue {
         let now = Instant::now();
         let mut expired = Vec::new();
         loop {
-            st.ready.take_expired(now, &mut expired);
+            // Expiry is checked where a delivery would happen (and by the queue's timer), so
+            // a durable queue without consumers never reads its backlog back.
             if st.ready.is_empty() || st.consumers.is_empty() {
+                break;
+            }
+            st.ready.take_expired(now, &mut expired);
+            if st.ready.is_empty() {
                 break;
             }
             let Some(index) = self.pick(st) else {
@@ -66,8 +71,14 @@ impl Queue {
         if !consumer.spec.no_ack {
             st.unacked += 1;
             st.unacked_bytes += entry.message.body_size();
-        } else if let Some(journal) = self.journal.get() {
-            journal.remove(&[entry.seq]);
+        }
+        if let Some(store) = st.ready.store_mut() {
+            store.delivered(entry.level, entry.seq);
+            if consumer.spec.no_ack {
+                store.ack(entry.seq);
+            } else {
+                store.unacked.insert(entry.seq);
+            }
         }
         fx.touch(&consumer.sink);
         let sink = consumer.sink.clone();
@@ -126,12 +137,6 @@ impl Queue {
         }
         for consumer in &fx.cancelled {
             consumer.sink.cancelled(consumer);
-        }
-        if let Some(journal) = self.journal.get() {
-            let seqs: Vec<u64> = fx.dead.iter().map(|(e, _)| e.seq).collect();
-            if !seqs.is_empty() {
-                journal.remove(&seqs);
-            }
         }
         if !fx.dead.is_empty() {
             self.dead_letter(fx.dead);

@@ -38,6 +38,7 @@ impl Queue {
             st.ready.take_expired(now, &mut expired);
             fx.dead
                 .extend(expired.into_iter().map(|e| (e, DeathReason::Expired)));
+            self.seal(&mut st, &fx);
             self.update_memory(&st);
             let unused_deadline = match self.args.expires {
                 Some(ms) if st.consumers.is_empty() => {

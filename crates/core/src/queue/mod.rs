@@ -16,8 +16,10 @@
 //! Unacknowledged messages live with the channel that received them (it hands them back
 //! to [`Queue::ack`], [`Queue::requeue`] or [`Queue::reject`]); the queue keeps their count.
 //!
-//! Durable queues will journal persistent messages (issue 5) through [`Journal`], attached
-//! with [`Queue::attach_journal`]; everything here is the in-memory semantics.
+//! A durable queue (durable, not exclusive) keeps every message in its own logs (`store`):
+//! the ready list holds only offsets for whatever the broker-wide message cache cannot hold,
+//! acknowledgements are journaled, and a publisher confirm for a persistent message waits for
+//! the group-committed fsync that covers it. A non-durable queue lives in memory.
 //!
 //! # Invariants
 //! - Lock order: queue -> channel state inside a sink -> connection outbox. Nothing that
@@ -32,13 +34,16 @@ pub mod consumer;
 mod dead_letter;
 mod dispatch;
 mod expiry;
-mod journal;
 mod ops;
+pub(crate) mod persist;
 mod ready;
 mod registry;
+pub(crate) mod store;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -47,14 +52,18 @@ pub use args::{Overflow, QueueArgs, QueueType};
 pub(crate) use args::{describe as describe_arg, describe_mismatch};
 pub use consumer::{Consumer, ConsumerSpec, Credit, Delivery, DeliverySink, OwnerId};
 pub use dead_letter::DeathReason;
-pub use journal::{DurabilityWait, Journal};
 pub use ops::Enqueued;
 pub use ready::Entry;
 pub use registry::{Declared, Queues, REPLY_TO, REPLY_TO_PREFIX};
 
-use crate::VHost;
 use crate::message::FieldTable;
+use crate::{Error, VHost, layout};
 use ready::Ready;
+use store::Store;
+
+/// Resolves to `true` once a persistent message is durable under the configured policy,
+/// `false` if it could not be made durable (the publisher then gets a nack).
+pub type DurabilityWait = Pin<Box<dyn Future<Output = bool> + Send>>;
 
 /// What a client asks for when it declares a queue.
 #[derive(Debug, Clone, PartialEq)]
@@ -92,7 +101,6 @@ pub struct Queue {
     memory: AtomicU64,
     /// Wakes the TTL / x-expires timer task.
     timer: Arc<Notify>,
-    journal: OnceLock<Arc<dyn Journal>>,
 }
 
 #[derive(Debug)]
@@ -113,17 +121,70 @@ struct State {
 const ENTRY_OVERHEAD: u64 = 192;
 
 impl Queue {
+    /// An in-memory queue.
     pub(crate) fn new(
         vhost: &Arc<VHost>,
         spec: QueueSpec,
         owner: Option<OwnerId>,
         args: QueueArgs,
     ) -> Arc<Self> {
+        let ready = Ready::new(args.max_priority);
+        Self::with_ready(vhost, spec, owner, args, ready)
+    }
+
+    /// A durable queue: opens (creating or recovering) its logs. Blocking.
+    pub(crate) fn open_durable(
+        vhost: &Arc<VHost>,
+        spec: QueueSpec,
+        args: QueueArgs,
+    ) -> Result<Arc<Self>, Error> {
+        let storage = vhost.storage();
+        let dir = layout::queue_dir(&storage.data_dir, vhost.name(), &spec.name);
+        let what = format!("queue '{}' in vhost '{}'", spec.name, vhost.name());
+        let levels = usize::from(args.max_priority.unwrap_or(0)) + 1;
+        let (store, recovered) = Store::open(storage, &dir, what, levels)?;
+        let report = recovered.report.clone();
+        if report.messages > 0
+            || report.transient_dropped > 0
+            || report.unreadable > 0
+            || report.bytes_truncated > 0
+        {
+            tracing::info!(
+                vhost = %vhost.name(),
+                queue = %spec.name,
+                messages = report.messages,
+                bytes = report.bytes,
+                transient_dropped = report.transient_dropped,
+                unreadable = report.unreadable,
+                bytes_truncated = report.bytes_truncated,
+                indexed_from_log = report.indexed_from_log,
+                elapsed_ms = u64::try_from(report.elapsed.as_millis()).unwrap_or(u64::MAX),
+                "recovered durable queue"
+            );
+        }
+        let ready = Ready::with_store(
+            args.max_priority,
+            store,
+            Arc::clone(&storage.cache),
+            recovered,
+        );
+        let queue = Self::with_ready(vhost, spec, None, args, ready);
+        queue.start_maintenance();
+        Ok(queue)
+    }
+
+    fn with_ready(
+        vhost: &Arc<VHost>,
+        spec: QueueSpec,
+        owner: Option<OwnerId>,
+        args: QueueArgs,
+        ready: Ready,
+    ) -> Arc<Self> {
         let queue = Arc::new(Self {
             vhost_name: vhost.name().to_owned(),
             vhost: Arc::downgrade(vhost),
             state: Mutex::new(State {
-                ready: Ready::new(args.max_priority),
+                ready,
                 unacked: 0,
                 unacked_bytes: 0,
                 next_seq: 0,
@@ -139,11 +200,17 @@ impl Queue {
             deleted: AtomicBool::new(false),
             memory: AtomicU64::new(0),
             timer: Arc::new(Notify::new()),
-            journal: OnceLock::new(),
         });
-        if queue.args.message_ttl.is_some() || queue.args.expires.is_some() {
+        {
             let mut st = queue.lock();
-            queue.ensure_timer(&mut st);
+            if queue.args.message_ttl.is_some()
+                || queue.args.expires.is_some()
+                || (st.ready.store().is_some() && !st.ready.is_empty())
+            {
+                // A recovered backlog may hold messages with their own TTL.
+                queue.ensure_timer(&mut st);
+            }
+            queue.update_memory(&st);
         }
         queue
     }
@@ -207,15 +274,10 @@ impl Queue {
         self.memory.load(Ordering::Relaxed)
     }
 
-    /// Attaches the durable journal (issue 5). Only the first attachment counts.
-    pub fn attach_journal(&self, journal: Arc<dyn Journal>) {
-        let _ = self.journal.set(journal);
-    }
-
     /// Refuses a connection other than the owner of an exclusive queue.
-    pub fn check_access(&self, owner: OwnerId) -> Result<(), crate::Error> {
+    pub fn check_access(&self, owner: OwnerId) -> Result<(), Error> {
         match self.owner {
-            Some(o) if o != owner => Err(crate::Error::ResourceLocked {
+            Some(o) if o != owner => Err(Error::ResourceLocked {
                 name: self.spec.name.clone(),
                 vhost: self.vhost_name.clone(),
             }),
@@ -223,9 +285,11 @@ impl Queue {
         }
     }
 
+    /// Counts what the queue holds in memory: in-memory ready entries (messages that wait
+    /// on disk only cost nothing here) and delivered, unsettled ones.
     fn update_memory(&self, st: &State) {
-        let entries = st.ready.len() as u64 + st.unacked;
-        let bytes = st.ready.bytes() + st.unacked_bytes + entries * ENTRY_OVERHEAD;
+        let entries = st.ready.mem_len() as u64 + st.unacked;
+        let bytes = st.ready.mem_bytes() + st.unacked_bytes + entries * ENTRY_OVERHEAD;
         self.memory.store(bytes, Ordering::Relaxed);
     }
 }

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use tokio::time::{Duration, Instant};
 
 use super::dispatch::Effects;
-use super::{Consumer, DeathReason, DurabilityWait, Entry, Overflow, Queue};
+use super::{Consumer, DeathReason, DurabilityWait, Entry, Overflow, Queue, State};
 use crate::Error;
 use crate::error::ResourceKind;
 use crate::message::Message;
@@ -31,6 +31,10 @@ impl std::fmt::Debug for Enqueued {
         }
     }
 }
+
+/// The sequence number of an entry that never entered the queue (refused by its length
+/// limit and dead-lettered at once): nothing to journal.
+const NOT_STORED: u64 = u64::MAX;
 
 impl Queue {
     fn not_found(&self) -> Error {
@@ -58,7 +62,8 @@ impl Queue {
             let full = self.over_limit(st.ready.len() + 1, st.ready.bytes() + size);
             if full && self.args.overflow != Overflow::DropHead {
                 if self.args.overflow == Overflow::RejectPublishDlx {
-                    let entry = self.new_entry(&mut st, message, Instant::now());
+                    let mut entry = self.new_entry(&mut st, message, Instant::now());
+                    entry.seq = NOT_STORED;
                     fx.dead.push((entry, DeathReason::MaxLen));
                 }
                 drop(st);
@@ -66,13 +71,21 @@ impl Queue {
                 return Enqueued::Rejected;
             }
             let now = Instant::now();
-            let entry = self.new_entry(&mut st, message, now);
-            let durable = match self.journal.get() {
-                Some(journal) if entry.message.properties.is_persistent() && self.is_durable() => {
-                    journal.append(&entry)
+            let mut entry = self.new_entry(&mut st, message, now);
+            let mut durable = None;
+            if let Some(store) = st.ready.store_mut() {
+                match store.append(&entry.message, entry.level, entry.expires_at) {
+                    Ok((offset, wait)) => {
+                        entry.seq = offset;
+                        durable = wait;
+                    }
+                    Err(e) => {
+                        tracing::error!(queue = %self.name(), vhost = %self.vhost_name,
+                            "message refused: cannot store it: {e}");
+                        return Enqueued::Rejected;
+                    }
                 }
-                _ => None,
-            };
+            }
             let was_empty = st.ready.is_empty();
             if entry.expires_at.is_some() {
                 self.ensure_timer(&mut st);
@@ -97,6 +110,7 @@ impl Queue {
                     None => break,
                 }
             }
+            self.seal(&mut st, &fx);
             self.update_memory(&st);
             Enqueued::Accepted { durable }
         };
@@ -104,7 +118,7 @@ impl Queue {
         outcome
     }
 
-    fn new_entry(&self, st: &mut super::State, message: Arc<Message>, now: Instant) -> Entry {
+    fn new_entry(&self, st: &mut State, message: Arc<Message>, now: Instant) -> Entry {
         let seq = st.next_seq;
         st.next_seq += 1;
         let message_ttl = message.properties.expiration_ms().ok().flatten();
@@ -175,6 +189,7 @@ impl Queue {
             } else if !fx.delete {
                 // A single-active-consumer queue may have a new active consumer.
                 self.dispatch(&mut st, &mut fx);
+                self.seal(&mut st, &fx);
             }
         }
         self.finish(fx);
@@ -197,15 +212,20 @@ impl Queue {
                 .extend(expired.into_iter().map(|e| (e, DeathReason::Expired)));
             let entry = st.ready.pop_front();
             if let Some(entry) = &entry {
-                if no_ack {
-                    if let Some(journal) = self.journal.get() {
-                        journal.remove(&[entry.seq]);
-                    }
-                } else {
+                if !no_ack {
                     st.unacked += 1;
                     st.unacked_bytes += entry.message.body_size();
                 }
+                if let Some(store) = st.ready.store_mut() {
+                    store.delivered(entry.level, entry.seq);
+                    if no_ack {
+                        store.ack(entry.seq);
+                    } else {
+                        store.unacked.insert(entry.seq);
+                    }
+                }
             }
+            self.seal(&mut st, &fx);
             self.update_memory(&st);
             let remaining = u32::try_from(st.ready.len()).unwrap_or(u32::MAX);
             entry.map(|e| (e, remaining))
@@ -214,23 +234,46 @@ impl Queue {
         Ok(result)
     }
 
-    fn settle(&self, st: &mut super::State, entries: &[Entry]) {
+    fn settle(&self, st: &mut State, entries: &[Entry]) {
         st.unacked = st.unacked.saturating_sub(entries.len() as u64);
         let bytes: u64 = entries.iter().map(|e| e.message.body_size()).sum();
         st.unacked_bytes = st.unacked_bytes.saturating_sub(bytes);
+        if let Some(store) = st.ready.store_mut() {
+            for entry in entries {
+                store.unacked.remove(entry.seq);
+            }
+        }
+    }
+
+    /// Journals what a locked operation changed in a durable queue: messages it dead-lettered
+    /// or dropped are gone for good. Call before releasing the lock.
+    pub(super) fn seal(&self, st: &mut State, fx: &Effects) {
+        let Some(store) = st.ready.store_mut() else {
+            return;
+        };
+        for (entry, _) in &fx.dead {
+            if entry.seq != NOT_STORED {
+                store.ack(entry.seq);
+            }
+        }
+        store.flush_progress();
+        st.ready.maybe_compact(false);
     }
 
     /// Acknowledged deliveries leave the queue for good.
     pub fn ack(self: &Arc<Self>, entries: &[Entry]) {
+        let mut st = self.lock();
+        self.settle(&mut st, entries);
+        let deleted = st.deleted;
+        if let Some(store) = st.ready.store_mut()
+            && !deleted
         {
-            let mut st = self.lock();
-            self.settle(&mut st, entries);
-            self.update_memory(&st);
+            for entry in entries {
+                store.ack(entry.seq);
+            }
+            self.seal(&mut st, &Effects::default());
         }
-        if let Some(journal) = self.journal.get() {
-            let seqs: Vec<u64> = entries.iter().map(|e| e.seq).collect();
-            journal.remove(&seqs);
-        }
+        self.update_memory(&st);
     }
 
     /// Puts unacknowledged deliveries back in their original positions, marked redelivered.
@@ -257,6 +300,7 @@ impl Queue {
             }
             self.timer.notify_one();
             self.dispatch(&mut st, &mut fx);
+            self.seal(&mut st, &fx);
         }
         self.finish(fx);
     }
@@ -273,6 +317,7 @@ impl Queue {
             }
             fx.dead
                 .extend(entries.into_iter().map(|e| (e, DeathReason::Rejected)));
+            self.seal(&mut st, &fx);
         }
         self.finish(fx);
     }
@@ -284,6 +329,7 @@ impl Queue {
             return Err(self.not_found());
         }
         let n = st.ready.clear();
+        self.seal(&mut st, &Effects::default());
         self.update_memory(&st);
         Ok(u32::try_from(n).unwrap_or(u32::MAX))
     }
@@ -297,6 +343,7 @@ impl Queue {
                 return;
             }
             self.dispatch(&mut st, &mut fx);
+            self.seal(&mut st, &fx);
         }
         self.finish(fx);
     }
@@ -306,17 +353,22 @@ impl Queue {
         self.lock().last_used = Instant::now();
     }
 
-    /// Marks the queue deleted, cancels its consumers; returns the ready count it had.
-    pub(crate) fn shut_down(self: &Arc<Self>) -> u32 {
+    /// Marks the queue deleted, cancels its consumers; returns the ready count it had and,
+    /// for a durable queue, the directory of its files (for the caller to remove).
+    pub(crate) fn shut_down(self: &Arc<Self>) -> (u32, Option<std::path::PathBuf>) {
         let mut fx = Effects::default();
+        let mut files = None;
         let count = {
             let mut st = self.lock();
             if st.deleted {
-                return 0;
+                return (0, None);
             }
             st.deleted = true;
             self.deleted.store(true, Ordering::Release);
             fx.cancelled = std::mem::take(&mut st.consumers);
+            if let Some(store) = st.ready.take_store() {
+                files = Some(store.close_for_delete());
+            }
             let n = st.ready.clear();
             st.unacked = 0;
             st.unacked_bytes = 0;
@@ -325,7 +377,7 @@ impl Queue {
             u32::try_from(n).unwrap_or(u32::MAX)
         };
         self.finish(fx);
-        count
+        (count, files)
     }
 
     /// `(ready, consumers)` in one look, for declare-ok.

@@ -3,18 +3,42 @@
 //! Without `x-max-priority` it is one FIFO. With it, one FIFO per priority level, served
 //! highest first. Requeued messages go back to their original place (ordered by sequence
 //! number within their level), as RabbitMQ's classic queues do.
+//!
+//! Each level is three ordered parts; every sequence number in one part is below every one
+//! in the next:
+//!
+//! ```text
+//! front: VecDeque<Entry>  in memory: requeued messages, and messages read back from disk
+//! cold:  RangeSet         on disk only (durable queues): log offsets, a few bytes a run
+//! back:  VecDeque<Entry>  in memory: the newest messages
+//! ```
+//! A queue without a store keeps everything in `back` (and requeues in `front`). A durable
+//! queue's messages are all in its log (their sequence number is their offset); the newest
+//! stay in `back` while the broker-wide message cache has room, and when it has none a level
+//! spills `back` to `cold`, keeping only offsets. Popping from a cold head reads a batch back
+//! (zero-copy views of the mapped segment). So memory does not grow with the backlog.
+//!
+//! # Invariants
+//! - `len`/`bytes` count every ready message (all three parts); `mem_*` only `front` and
+//!   `back`, which are what actually occupies memory.
+//! - Requeued entries are older than everything in `cold` (a message is delivered from the
+//!   head of its level, and only newer messages enter `cold` after it), so they go to
+//!   `front`, which never spills.
+//! - Every entry in `back` of a durable queue is counted in the shared cache.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 
 use tokio::time::Instant;
 
+use super::store::{Cache, RangeSet, Recovered, Store, record};
 use crate::message::Message;
 
 /// A message in a queue, with the per-queue facts that travel with it.
 #[derive(Debug, Clone)]
 pub struct Entry {
-    /// Position in the queue: increasing in publish order, unique per queue.
+    /// Position in the queue: increasing in publish order, unique per queue (the log
+    /// offset in a durable queue).
     pub seq: u64,
     pub message: Arc<Message>,
     /// Delivered before (and requeued).
@@ -27,21 +51,100 @@ pub struct Entry {
     pub requeues: u32,
 }
 
+/// Entries read back from disk at once.
+const REFILL_ENTRIES: usize = 64;
+const REFILL_BYTES: usize = 128 * 1024;
+
+#[derive(Debug, Default)]
+struct Level {
+    front: VecDeque<Entry>,
+    cold: RangeSet,
+    back: VecDeque<Entry>,
+    /// Offsets below this were delivered before the broker restarted.
+    redelivered_below: u64,
+}
+
+impl Level {
+    fn is_empty(&self) -> bool {
+        self.front.is_empty() && self.cold.is_empty() && self.back.is_empty()
+    }
+
+    fn first_seq(&self) -> Option<u64> {
+        self.front
+            .front()
+            .map(|e| e.seq)
+            .or_else(|| self.cold.first())
+            .or_else(|| self.back.front().map(|e| e.seq))
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct Ready {
-    levels: Vec<VecDeque<Entry>>,
+    levels: Vec<Level>,
     len: usize,
     bytes: u64,
+    mem_len: usize,
+    mem_bytes: u64,
+    /// Bytes of `back` entries counted in the cache.
+    cached: u64,
+    store: Option<Store>,
+    cache: Option<Arc<Cache>>,
+}
+
+fn body(entry: &Entry) -> u64 {
+    entry.message.body_size()
 }
 
 impl Ready {
+    /// An in-memory ready list.
     pub(crate) fn new(max_priority: Option<u8>) -> Self {
         let count = usize::from(max_priority.unwrap_or(0)) + 1;
         Self {
-            levels: (0..count).map(|_| VecDeque::new()).collect(),
+            levels: (0..count).map(|_| Level::default()).collect(),
             len: 0,
             bytes: 0,
+            mem_len: 0,
+            mem_bytes: 0,
+            cached: 0,
+            store: None,
+            cache: None,
         }
+    }
+
+    /// A ready list backed by `store`, holding what recovery found.
+    pub(crate) fn with_store(
+        max_priority: Option<u8>,
+        store: Store,
+        cache: Arc<Cache>,
+        recovered: Recovered,
+    ) -> Self {
+        let mut ready = Self::new(max_priority);
+        for (level, (live, mark)) in ready
+            .levels
+            .iter_mut()
+            .zip(recovered.levels.into_iter().zip(recovered.marks))
+        {
+            ready.len += usize::try_from(live.len()).unwrap_or(usize::MAX);
+            level.cold = live;
+            level.redelivered_below = mark;
+        }
+        ready.bytes = recovered.bytes;
+        ready.store = Some(store);
+        ready.cache = Some(cache);
+        ready
+    }
+
+    pub(crate) fn store(&self) -> Option<&Store> {
+        self.store.as_ref()
+    }
+
+    pub(crate) fn store_mut(&mut self) -> Option<&mut Store> {
+        self.store.as_mut()
+    }
+
+    /// Detaches the store (the queue is being deleted); the list keeps its entries.
+    pub(crate) fn take_store(&mut self) -> Option<Store> {
+        self.store.take()
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -57,77 +160,312 @@ impl Ready {
         self.bytes
     }
 
+    /// Entries held in memory.
+    pub(crate) fn mem_len(&self) -> usize {
+        self.mem_len
+    }
+
+    /// Body bytes held in memory.
+    pub(crate) fn mem_bytes(&self) -> u64 {
+        self.mem_bytes
+    }
+
     /// The level a message of priority `priority` goes to.
     pub(crate) fn level_for(&self, priority: Option<u8>) -> u8 {
         let max = u8::try_from(self.levels.len() - 1).unwrap_or(u8::MAX);
         priority.unwrap_or(0).min(max)
     }
 
+    fn level_index(&self, level: u8) -> usize {
+        usize::from(level).min(self.levels.len() - 1)
+    }
+
     pub(crate) fn push_back(&mut self, entry: Entry) {
-        self.bytes += entry.message.body_size();
+        let size = body(&entry);
         self.len += 1;
-        let level = usize::from(entry.level).min(self.levels.len() - 1);
-        if let Some(fifo) = self.levels.get_mut(level) {
-            fifo.push_back(entry);
+        self.bytes += size;
+        let index = self.level_index(entry.level);
+        let fits = match &self.cache {
+            None => true,
+            Some(cache) => cache.try_take(size),
+        };
+        if fits {
+            if self.cache.is_some() {
+                self.cached += size;
+            }
+            self.mem_len += 1;
+            self.mem_bytes += size;
+            if let Some(level) = self.levels.get_mut(index) {
+                level.back.push_back(entry);
+            }
+            return;
+        }
+        // The cache is full: this level's in-memory tail goes to disk-only, and so does the
+        // new message (it is in the log already).
+        self.spill(index);
+        if let Some(level) = self.levels.get_mut(index) {
+            level.cold.insert(entry.seq);
+        }
+    }
+
+    fn spill(&mut self, index: usize) {
+        let Some(level) = self.levels.get_mut(index) else {
+            return;
+        };
+        let mut freed = 0;
+        let mut count = 0;
+        for entry in level.back.drain(..) {
+            freed += body(&entry);
+            count += 1;
+            level.cold.insert(entry.seq);
+        }
+        self.release(freed);
+        self.mem_len -= count;
+        self.mem_bytes -= freed;
+    }
+
+    fn release(&mut self, bytes: u64) {
+        if let Some(cache) = &self.cache {
+            cache.release(bytes);
+            self.cached = self.cached.saturating_sub(bytes);
         }
     }
 
     /// Puts a requeued entry back at its original position.
     pub(crate) fn insert_by_seq(&mut self, entry: Entry) {
-        self.bytes += entry.message.body_size();
+        let size = body(&entry);
         self.len += 1;
-        let level = usize::from(entry.level).min(self.levels.len() - 1);
-        if let Some(fifo) = self.levels.get_mut(level) {
-            let at = fifo.partition_point(|e| e.seq < entry.seq);
-            fifo.insert(at, entry);
+        self.bytes += size;
+        self.mem_len += 1;
+        self.mem_bytes += size;
+        let index = self.level_index(entry.level);
+        let mut moved = 0;
+        if let Some(level) = self.levels.get_mut(index) {
+            // Newer in-memory entries that come before it move to `front` with it.
+            while level.back.front().is_some_and(|e| e.seq < entry.seq) {
+                if let Some(e) = level.back.pop_front() {
+                    moved += body(&e);
+                    level.front.push_back(e);
+                }
+            }
+            let at = level.front.partition_point(|e| e.seq < entry.seq);
+            level.front.insert(at, entry);
         }
+        self.release(moved);
     }
 
     fn front_level(&self) -> Option<usize> {
-        self.levels.iter().rposition(|fifo| !fifo.is_empty())
+        self.levels.iter().rposition(|level| !level.is_empty())
     }
 
     pub(crate) fn pop_front(&mut self) -> Option<Entry> {
-        let level = self.front_level()?;
-        let entry = self.levels.get_mut(level)?.pop_front()?;
+        let index = self.front_level()?;
+        self.pop_level(index)
+    }
+
+    /// The head of level `index`, read back from disk if it is cold.
+    fn peek_level(&mut self, index: usize) -> Option<&Entry> {
+        let needs_refill = self
+            .levels
+            .get(index)
+            .is_some_and(|level| level.front.is_empty() && !level.cold.is_empty());
+        if needs_refill {
+            self.refill(index);
+        }
+        let level = self.levels.get(index)?;
+        level.front.front().or_else(|| level.back.front())
+    }
+
+    fn pop_level(&mut self, index: usize) -> Option<Entry> {
+        self.peek_level(index)?;
+        let level = self.levels.get_mut(index)?;
+        let (entry, from_back) = match level.front.pop_front() {
+            Some(entry) => (entry, false),
+            None => (level.back.pop_front()?, true),
+        };
+        let size = body(&entry);
         self.len -= 1;
-        self.bytes -= entry.message.body_size();
+        self.bytes -= size;
+        self.mem_len -= 1;
+        self.mem_bytes -= size;
+        if from_back {
+            self.release(size);
+        }
         Some(entry)
+    }
+
+    /// Reads the next cold entries of level `index` into its `front`.
+    fn refill(&mut self, index: usize) {
+        let Some(level) = self.levels.get_mut(index) else {
+            return;
+        };
+        let Some(store) = self.store.as_mut() else {
+            return;
+        };
+        let clock = store.clock;
+        let mut count = 0;
+        let mut budget = REFILL_BYTES;
+        let mut lost = Vec::new();
+        while count < REFILL_ENTRIES && budget > 0 {
+            let Some((start, end)) = level.cold.first_range() else {
+                break;
+            };
+            let entries = match store.read(start, budget) {
+                Ok(entries) => entries,
+                Err(e) => {
+                    tracing::error!(queue = %store.dir().display(), offset = start,
+                        "message unreadable, dropped: {e}");
+                    level.cold.remove(start);
+                    lost.push(start);
+                    continue;
+                }
+            };
+            let mut progressed = false;
+            for stored in entries {
+                if stored.offset >= end || count >= REFILL_ENTRIES {
+                    break;
+                }
+                if !level.cold.remove(stored.offset) {
+                    continue;
+                }
+                progressed = true;
+                budget = budget.saturating_sub(stored.payload.len());
+                match record::decode_message(&stored.payload) {
+                    Ok(record) => {
+                        let expires_at = record.expires_ms.map(|ms| clock.to_instant(ms));
+                        let entry = Entry {
+                            seq: stored.offset,
+                            redelivered: stored.offset < level.redelivered_below,
+                            message: Arc::new(record.message),
+                            expires_at,
+                            level: record.level,
+                            requeues: 0,
+                        };
+                        self.mem_len += 1;
+                        self.mem_bytes += body(&entry);
+                        level.front.push_back(entry);
+                        count += 1;
+                    }
+                    Err(e) => {
+                        tracing::error!(queue = %store.dir().display(), offset = stored.offset,
+                            "message unreadable, dropped: {e}");
+                        lost.push(stored.offset);
+                    }
+                }
+            }
+            if !progressed && level.cold.first() == Some(start) {
+                // The log did not return the offset we need: it is gone.
+                level.cold.remove(start);
+                lost.push(start);
+            }
+        }
+        for offset in lost {
+            let size = store
+                .info(offset)
+                .map_or(0, |info| u64::from(info.body_size));
+            store.ack(offset);
+            self.len -= 1;
+            self.bytes = self.bytes.saturating_sub(size);
+        }
     }
 
     /// Removes, from the head of every level, entries that have expired at `now`.
     pub(crate) fn take_expired(&mut self, now: Instant, out: &mut Vec<Entry>) {
-        for fifo in &mut self.levels {
-            while fifo
-                .front()
+        for index in 0..self.levels.len() {
+            while self
+                .peek_level(index)
                 .is_some_and(|e| e.expires_at.is_some_and(|t| t <= now))
             {
-                if let Some(entry) = fifo.pop_front() {
-                    self.len -= 1;
-                    self.bytes -= entry.message.body_size();
-                    out.push(entry);
+                match self.pop_level(index) {
+                    Some(entry) => out.push(entry),
+                    None => break,
                 }
             }
         }
     }
 
     /// The earliest expiry among level heads (only heads expire, as in RabbitMQ).
-    pub(crate) fn next_expiry(&self) -> Option<Instant> {
-        self.levels
-            .iter()
-            .filter_map(|fifo| fifo.front()?.expires_at)
+    pub(crate) fn next_expiry(&mut self) -> Option<Instant> {
+        (0..self.levels.len())
+            .filter_map(|index| self.peek_level(index)?.expires_at)
             .min()
     }
 
-    /// Removes everything; returns how many entries there were.
+    /// Removes everything (journaling it as gone in a durable queue); returns how many
+    /// entries there were.
     pub(crate) fn clear(&mut self) -> usize {
         let n = self.len;
-        for fifo in &mut self.levels {
-            fifo.clear();
+        let mut gone = RangeSet::new();
+        for level in &mut self.levels {
+            for entry in level.front.drain(..).chain(level.back.drain(..)) {
+                gone.insert(entry.seq);
+            }
+            gone.extend(&level.cold);
+            level.cold.clear();
         }
+        if let Some(store) = self.store.as_mut() {
+            store.ack_all(&gone);
+        }
+        let cached = self.cached;
+        self.release(cached);
         self.len = 0;
         self.bytes = 0;
+        self.mem_len = 0;
+        self.mem_bytes = 0;
         n
+    }
+
+    /// The oldest message still in the queue (ready or delivered and unsettled).
+    pub(crate) fn oldest_live(&self) -> Option<u64> {
+        let ready = self.levels.iter().filter_map(Level::first_seq).min();
+        let unacked = self.store.as_ref().and_then(|s| s.unacked.first());
+        match (ready, unacked) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Every message still in the queue, as offsets.
+    pub(crate) fn live(&self) -> RangeSet {
+        let mut live = RangeSet::new();
+        for level in &self.levels {
+            for entry in level.front.iter().chain(level.back.iter()) {
+                live.insert(entry.seq);
+            }
+            live.extend(&level.cold);
+        }
+        if let Some(store) = &self.store {
+            live.extend(&store.unacked);
+        }
+        live
+    }
+
+    /// Runs a compaction of the store if one is due; `thorough` also looks for sealed
+    /// segments in the middle of the log that hold nothing live (the periodic check).
+    pub(crate) fn maybe_compact(&mut self, thorough: bool) {
+        let oldest = self.oldest_live();
+        let due = match self.store.as_mut() {
+            None => return,
+            Some(store) if thorough => store.check_compaction(oldest),
+            Some(store) => store.wants_compaction(oldest),
+        };
+        let live = if due || thorough {
+            self.live()
+        } else {
+            return;
+        };
+        if let Some(store) = self.store.as_mut()
+            && (due || store.has_free_middle(&live))
+        {
+            store.compact(&live);
+        }
+    }
+}
+
+impl Drop for Ready {
+    fn drop(&mut self) {
+        let cached = self.cached;
+        self.release(cached);
     }
 }
 
@@ -172,11 +510,16 @@ mod tests {
         ready.push_back(entry(7, 0, "x"));
         ready.insert_by_seq(entry(3, 0, "y"));
         ready.insert_by_seq(entry(5, 0, "z"));
+        ready.push_back(entry(8, 0, "w"));
+        ready.insert_by_seq(entry(6, 0, "v"));
         let order: Vec<u64> = std::iter::from_fn(|| ready.pop_front())
             .map(|e| e.seq)
             .collect();
-        assert_eq!(order, [3, 5, 7]);
-        assert_eq!(ready.bytes(), 0);
+        assert_eq!(order, [3, 5, 6, 7, 8]);
+        assert_eq!(
+            (ready.bytes(), ready.mem_bytes(), ready.mem_len()),
+            (0, 0, 0)
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use super::{OwnerId, Queue, QueueArgs, QueueSpec};
 use crate::error::ResourceKind;
@@ -23,6 +23,9 @@ pub struct Queues {
     map: RwLock<HashMap<String, Arc<Queue>>>,
     /// Direct reply-to queues, by their full reply address.
     reply: RwLock<HashMap<String, Arc<Queue>>>,
+    /// Serializes the creation of durable queues (opening their logs happens outside the
+    /// map's lock, so lookups never wait for file creation).
+    creating: Mutex<()>,
 }
 
 /// The outcome of a queue declaration.
@@ -36,13 +39,11 @@ pub struct Declared {
 }
 
 fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    lock.read()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+    lock.read().unwrap_or_else(PoisonError::into_inner)
 }
 
 fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    lock.write()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+    lock.write().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// 128 bits from the process's random hasher keys plus a counter: unique, unguessable
@@ -140,6 +141,9 @@ impl VHost {
             self.name(),
             (durable, spec.exclusive, spec.auto_delete),
         )?;
+        if durable {
+            return self.declare_durable(spec, args, owner);
+        }
         let mut map = write(&self.queues.map);
         // Queues and streams (Kafka topics) share one namespace, claimed atomically.
         self.namespace().claim(&spec.name, NameKind::Queue)?;
@@ -158,6 +162,59 @@ impl VHost {
             consumer_count: 0,
             created: true,
         })
+    }
+
+    /// Creates a durable queue: its logs, then its definition (the caller syncs the
+    /// definitions journal before answering).
+    fn declare_durable(
+        self: &Arc<Self>,
+        spec: QueueSpec,
+        args: QueueArgs,
+        owner: OwnerId,
+    ) -> Result<Declared, Error> {
+        let _creating = self
+            .queues
+            .creating
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(queue) = self.lookup_queue(&spec.name) {
+            self.check_equivalent(&queue, &spec, owner)?;
+            queue.touch();
+            let (message_count, consumer_count) = queue.counts();
+            return Ok(Declared {
+                queue,
+                message_count,
+                consumer_count,
+                created: false,
+            });
+        }
+        // Queues and streams (Kafka topics) share one namespace, claimed atomically.
+        let name = spec.name.clone();
+        self.namespace().claim(&name, NameKind::Queue)?;
+        let opened = super::persist::blocking(|| Queue::open_durable(self, spec, args))
+            .and_then(|queue| self.save_queue(&queue).map(|()| queue));
+        let queue = match opened {
+            Ok(queue) => queue,
+            Err(e) => {
+                self.namespace().release(&name, NameKind::Queue);
+                return Err(e);
+            }
+        };
+        let (message_count, _) = queue.counts();
+        write(&self.queues.map).insert(queue.name().to_owned(), queue.clone());
+        Ok(Declared {
+            queue,
+            message_count,
+            consumer_count: 0,
+            created: true,
+        })
+    }
+
+    /// Registers a restored durable queue.
+    pub(crate) fn insert_queue(&self, queue: Arc<Queue>) -> Result<(), Error> {
+        self.namespace().claim(queue.name(), NameKind::Queue)?;
+        write(&self.queues.map).insert(queue.name().to_owned(), queue);
+        Ok(())
     }
 
     fn check_equivalent(
@@ -255,8 +312,30 @@ impl VHost {
                 reply.remove(queue.name());
             }
         }
-        let count = queue.shut_down();
+        let durable = queue.is_durable() && !queue.is_deleted();
+        if durable {
+            self.forget_queue(queue);
+        }
+        let (count, files) = queue.shut_down();
         self.remove_bindings_to(&Destination::Queue(queue.clone()));
+        if let Some(dir) = files {
+            // The files go once the definition's removal is on disk.
+            let pending = self.definitions().sync_all();
+            match tokio::runtime::Handle::try_current() {
+                Ok(handle) => drop(handle.spawn(async move {
+                    if let Err(e) = pending.durable().await {
+                        tracing::error!("definitions sync before removing queue files: {e}");
+                    }
+                    super::persist::remove_files_later(dir);
+                })),
+                Err(_) => {
+                    if let Err(e) = self.definitions().flush() {
+                        tracing::error!("definitions sync before removing queue files: {e}");
+                    }
+                    super::persist::remove_files_later(dir);
+                }
+            }
+        }
         count
     }
 

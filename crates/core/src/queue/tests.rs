@@ -46,15 +46,31 @@ struct Fixture {
     vhost: Arc<VHost>,
 }
 
+tokio::task_local! {
+    /// Whether the test runs against durable queues (declared by `declare`) with no message
+    /// cache, so every message is read back from its log.
+    static DURABLE: bool;
+}
+
+fn durable() -> bool {
+    DURABLE.try_with(|d| *d).unwrap_or(false)
+}
+
 fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let broker = Broker::open(BrokerConfig::with_data_dir(dir.path())).unwrap();
+    let mut config = BrokerConfig::with_data_dir(dir.path());
+    if durable() {
+        config.storage.queue_cache_bytes = 0;
+        config.storage.segment_bytes = 4096;
+    }
+    let broker = Broker::open(config).unwrap();
     let vhost = broker.vhost("/").unwrap();
     Fixture { _dir: dir, vhost }
 }
 
 fn declare(f: &Fixture, name: &str, args: &[(&str, FieldValue)]) -> Arc<Queue> {
     let mut spec = QueueSpec::new(name);
+    spec.durable = durable();
     for (k, v) in args {
         spec.arguments.push(*k, v.clone());
     }
@@ -115,7 +131,6 @@ fn ack(deliveries: Vec<Delivery>) {
     }
 }
 
-#[tokio::test]
 async fn prefetch_bounds_deliveries_and_acks_refill() {
     let f = fixture();
     let q = declare(&f, "work", &[]);
@@ -134,7 +149,6 @@ async fn prefetch_bounds_deliveries_and_acks_refill() {
     assert_eq!(q.unacked_count(), 2);
 }
 
-#[tokio::test]
 async fn inactive_consumers_get_nothing_until_activated() {
     let f = fixture();
     let q = declare(&f, "q", &[]);
@@ -148,7 +162,6 @@ async fn inactive_consumers_get_nothing_until_activated() {
     assert_eq!(sink.bodies(), ["a", "b"]);
 }
 
-#[tokio::test]
 async fn round_robin_and_consumer_priorities() {
     let f = fixture();
     let q = declare(&f, "rr", &[]);
@@ -175,7 +188,6 @@ async fn round_robin_and_consumer_priorities() {
     assert_eq!(s1.take().len() + s2.take().len(), 1);
 }
 
-#[tokio::test]
 async fn requeue_restores_order_and_sets_redelivered() {
     let f = fixture();
     let q = declare(&f, "rq", &[]);
@@ -201,7 +213,6 @@ async fn requeue_restores_order_and_sets_redelivered() {
     assert_eq!(q.unacked_count(), 0);
 }
 
-#[tokio::test]
 async fn max_length_overflow_modes() {
     let f = fixture();
     let dlq = declare(&f, "dlq", &[]);
@@ -264,7 +275,6 @@ async fn max_length_overflow_modes() {
     assert_eq!(dlq.message_count(), 1);
 }
 
-#[tokio::test(start_paused = true)]
 async fn ttl_expires_to_dead_letter_queue() {
     let f = fixture();
     let dlq = declare(&f, "expired", &[]);
@@ -299,7 +309,6 @@ async fn ttl_expires_to_dead_letter_queue() {
     );
 }
 
-#[tokio::test(start_paused = true)]
 async fn expired_messages_are_never_delivered() {
     let f = fixture();
     let q = declare(&f, "ttl0", &[("x-message-ttl", FieldValue::I32(0))]);
@@ -313,7 +322,6 @@ async fn expired_messages_are_never_delivered() {
     assert_eq!(sink.bodies(), ["now"]);
 }
 
-#[tokio::test(start_paused = true)]
 async fn unused_queues_expire() {
     let f = fixture();
     let q = declare(&f, "temp", &[("x-expires", FieldValue::I32(1000))]);
@@ -330,7 +338,6 @@ async fn unused_queues_expire() {
     assert!(q.is_deleted());
 }
 
-#[tokio::test]
 async fn priority_queue_serves_highest_first() {
     let f = fixture();
     let q = declare(&f, "prio", &[("x-max-priority", FieldValue::U8(5))]);
@@ -347,7 +354,6 @@ async fn priority_queue_serves_highest_first() {
     assert_eq!(order, ["high", "mid", "low", "none"].map(Bytes::from));
 }
 
-#[tokio::test]
 async fn single_active_consumer_fails_over_in_order() {
     let f = fixture();
     let q = declare(
@@ -368,7 +374,6 @@ async fn single_active_consumer_fails_over_in_order() {
     assert_eq!(s2.bodies(), ["c"]);
 }
 
-#[tokio::test]
 async fn exclusive_consumers_and_auto_delete() {
     let f = fixture();
     let mut spec = QueueSpec::new("auto");
@@ -395,7 +400,6 @@ async fn exclusive_consumers_and_auto_delete() {
     assert!(f.vhost.lookup_queue("auto").is_none());
 }
 
-#[tokio::test]
 async fn deleting_a_queue_cancels_its_consumers() {
     let f = fixture();
     let q = declare(&f, "del", &[]);
@@ -416,7 +420,6 @@ async fn deleting_a_queue_cancels_its_consumers() {
     assert!(matches!(q.get(true), Err(Error::NotFound { .. })));
 }
 
-#[tokio::test]
 async fn no_ack_consumers_are_bounded_by_their_write_window() {
     let f = fixture();
     let q = declare(&f, "noack", &[]);
@@ -454,7 +457,6 @@ async fn no_ack_consumers_are_bounded_by_their_write_window() {
     assert_eq!(sink.take().len(), 3);
 }
 
-#[tokio::test]
 async fn declare_equivalence_and_exclusivity() {
     let f = fixture();
     let mut spec = QueueSpec::new("mine");
@@ -490,7 +492,6 @@ async fn declare_equivalence_and_exclusivity() {
     assert!(named.created);
 }
 
-#[tokio::test]
 async fn rejected_messages_dead_letter_and_requeue_limit() {
     let f = fixture();
     let dlq = declare(&f, "rejected", &[]);
@@ -530,3 +531,57 @@ async fn rejected_messages_dead_letter_and_requeue_limit() {
     );
     assert_eq!(dlq.message_count(), 1);
 }
+
+/// Runs each test twice: against in-memory queues and against durable queues whose every
+/// message waits on disk (message cache 0, 4 KiB segments).
+macro_rules! in_memory_and_durable {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test]
+            async fn in_memory() {
+                super::DURABLE.scope(false, super::$name()).await;
+            }
+            #[tokio::test]
+            async fn durable() {
+                super::DURABLE.scope(true, super::$name()).await;
+            }
+        }
+    )*};
+}
+
+/// The same under a paused clock.
+macro_rules! in_memory_and_durable_paused {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(start_paused = true)]
+            async fn in_memory() {
+                super::DURABLE.scope(false, super::$name()).await;
+            }
+            #[tokio::test(start_paused = true)]
+            async fn durable() {
+                super::DURABLE.scope(true, super::$name()).await;
+            }
+        }
+    )*};
+}
+
+in_memory_and_durable!(
+    prefetch_bounds_deliveries_and_acks_refill,
+    inactive_consumers_get_nothing_until_activated,
+    round_robin_and_consumer_priorities,
+    requeue_restores_order_and_sets_redelivered,
+    max_length_overflow_modes,
+    priority_queue_serves_highest_first,
+    single_active_consumer_fails_over_in_order,
+    exclusive_consumers_and_auto_delete,
+    deleting_a_queue_cancels_its_consumers,
+    no_ack_consumers_are_bounded_by_their_write_window,
+    declare_equivalence_and_exclusivity,
+    rejected_messages_dead_letter_and_requeue_limit
+);
+
+in_memory_and_durable_paused!(
+    ttl_expires_to_dead_letter_queue,
+    expired_messages_are_never_delivered,
+    unused_queues_expire
+);

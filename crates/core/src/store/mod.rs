@@ -161,6 +161,18 @@ impl DefinitionStore {
         Ok(Some(self.pending(offset)))
     }
 
+    /// Where the journal ends: it moves with every recorded change (a frontend compares it
+    /// before and after a request to know whether to await [`Self::sync_all`]).
+    pub fn end(&self) -> u64 {
+        self.log.next_offset()
+    }
+
+    /// A wait covering every change recorded so far (a frontend awaits it before answering
+    /// a request that changed definitions).
+    pub fn sync_all(&self) -> Pending {
+        self.pending(self.log.next_offset())
+    }
+
     /// The current value of `kind`/`key`.
     pub fn get(&self, kind: Kind, key: &str) -> Option<Bytes> {
         self.lock().get(&(kind, key.to_owned())).cloned()

@@ -95,6 +95,8 @@ pub struct StorageConfig {
     pub fsync_interval_ms: u64,
     /// A log segment file is rolled once it would grow past this size.
     pub segment_bytes: u64,
+    /// Memory for the newest messages of durable queues (shared); the rest wait on disk only.
+    pub queue_cache_bytes: u64,
 }
 
 impl Default for StorageConfig {
@@ -105,6 +107,7 @@ impl Default for StorageConfig {
             fsync: core.fsync,
             fsync_interval_ms: core.fsync_interval_ms,
             segment_bytes: core.segment_bytes,
+            queue_cache_bytes: core.queue_cache_bytes,
         }
     }
 }
@@ -117,6 +120,7 @@ impl StorageConfig {
             fsync: self.fsync,
             fsync_interval_ms: self.fsync_interval_ms,
             segment_bytes: self.segment_bytes,
+            queue_cache_bytes: self.queue_cache_bytes,
         };
         config
     }
