@@ -47,7 +47,9 @@ impl ConfirmTracker {
 
     /// One durability confirmation for `seq` arrived (`ok == false`: it failed).
     pub fn settle(&mut self, seq: u64, ok: bool) {
-        if let Some((_, status)) = self.pending.iter_mut().find(|(s, _)| *s == seq) {
+        // Pending entries are in publish order, so sequence numbers ascend.
+        let at = self.pending.partition_point(|(s, _)| *s < seq);
+        if let Some((_, status)) = self.pending.get_mut(at).filter(|(s, _)| *s == seq) {
             *status = match (*status, ok) {
                 (Status::Waiting(_), false) | (Status::Nack, _) => Status::Nack,
                 (Status::Waiting(1), true) => Status::Ack,

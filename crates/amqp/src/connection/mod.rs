@@ -466,6 +466,12 @@ impl Connection {
                     if let Some(ch) = channels.get_mut(&channel) {
                         ch.settle_confirm(seq, ok);
                     }
+                    // One group commit settles many publishes at once: take them all.
+                    while let Ok((channel, seq, ok)) = durable_rx.try_recv() {
+                        if let Some(ch) = channels.get_mut(&channel) {
+                            ch.settle_confirm(seq, ok);
+                        }
+                    }
                 }
                 () = self.outbox.dead.cancelled() => break End::WriterGone,
                 () = shutdown.cancelled() => {

@@ -1,34 +1,38 @@
 //! Group commit for a queue's message log: publisher confirms wait for the durable offset.
 //!
 //! ```text
-//! append (queue lock) ──> schedule(): a flusher task runs if none does
-//! flusher: loop { target = log end; spawn_blocking(sync_to(target)); durable = target }
-//! confirm wait: durable >= end of the message's append
+//! append (queue lock) ──> wait(end): a waiter queued in offset order; schedule()
+//! flusher: loop { target = log end; spawn_blocking(sync_to(target)); wake waiters <= target }
 //! ```
 //! One fsync covers every append made before it started, so N publishers waiting at once
-//! cost about one fsync per round. The fsync runs on the blocking pool, never on a runtime
-//! worker.
+//! cost about one fsync per round. Waiters are kept in offset order (appends happen under
+//! the queue's lock), so a round wakes exactly the waiters it covers, never all of them. The
+//! fsync runs on the blocking pool, never on a runtime worker.
 
-use std::future::Future;
-use std::pin::Pin;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use ferrymq_log::Log;
-use tokio::sync::watch;
+use tokio::sync::oneshot;
+
+use super::DurabilityWait;
 
 #[derive(Debug, Default)]
-struct Flusher {
+struct State {
     running: bool,
     again: bool,
+    /// Everything below is on disk.
+    durable: u64,
+    /// (end offset, waiter), ascending.
+    waiters: VecDeque<(u64, oneshot::Sender<bool>)>,
 }
 
 /// The durable offset of one message log and the task that advances it.
 #[derive(Debug)]
 pub(crate) struct Syncer {
     log: Arc<Log>,
-    durable: watch::Sender<u64>,
-    flusher: Mutex<Flusher>,
+    state: Mutex<State>,
     failed: AtomicBool,
     /// The queue is gone: waits resolve at once (its messages no longer need confirming).
     closed: AtomicBool,
@@ -39,52 +43,58 @@ impl Syncer {
         let durable = log.next_offset();
         Arc::new(Self {
             log,
-            durable: watch::Sender::new(durable),
-            flusher: Mutex::new(Flusher::default()),
+            state: Mutex::new(State {
+                durable,
+                ..State::default()
+            }),
             failed: AtomicBool::new(false),
             closed: AtomicBool::new(false),
         })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     pub(crate) fn failed(&self) -> bool {
         self.failed.load(Ordering::Acquire)
     }
 
+    /// The queue was deleted: every waiter is released as done.
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::Release);
-        self.durable.send_modify(|_| {});
+        let waiters = std::mem::take(&mut self.lock().waiters);
+        for (_, waiter) in waiters {
+            let _ = waiter.send(true);
+        }
     }
 
     /// Resolves `true` once every offset below `end` is on disk, `false` if the log failed
-    /// first.
-    pub(crate) fn wait(self: &Arc<Self>, end: u64) -> Pin<Box<dyn Future<Output = bool> + Send>> {
-        let mut rx = self.durable.subscribe();
-        let this = Arc::clone(self);
-        Box::pin(async move {
-            let reached = rx
-                .wait_for(|durable| {
-                    *durable >= end
-                        || this.failed.load(Ordering::Acquire)
-                        || this.closed.load(Ordering::Acquire)
-                })
-                .await
-                .map(|durable| *durable >= end);
-            match reached {
-                Ok(true) => true,
-                _ => this.closed.load(Ordering::Acquire) && !this.failed(),
+    /// first. Call in offset order (under the queue's lock), then [`Self::schedule`].
+    pub(crate) fn wait(&self, end: u64) -> DurabilityWait {
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut state = self.lock();
+            if self.failed() {
+                let _ = tx.send(false);
+            } else if state.durable >= end || self.closed.load(Ordering::Acquire) {
+                let _ = tx.send(true);
+            } else {
+                state.waiters.push_back((end, tx));
             }
-        })
+        }
+        Box::pin(async move { rx.await.unwrap_or(false) })
     }
 
     /// Makes sure a sync covering everything appended so far runs.
     pub(crate) fn schedule(self: &Arc<Self>) {
         {
-            let mut flusher = self.flusher.lock().unwrap_or_else(PoisonError::into_inner);
-            if flusher.running {
-                flusher.again = true;
+            let mut state = self.lock();
+            if state.running {
+                state.again = true;
                 return;
             }
-            flusher.running = true;
+            state.running = true;
         }
         let this = Arc::clone(self);
         match tokio::runtime::Handle::try_current() {
@@ -100,12 +110,12 @@ impl Syncer {
                             Ok(Err(e)) => this.fail(&e.to_string()),
                             Err(e) => this.fail(&e.to_string()),
                         }
-                        let mut flusher =
-                            this.flusher.lock().unwrap_or_else(PoisonError::into_inner);
-                        if flusher.again && !this.failed() {
-                            flusher.again = false;
+                        let mut state = this.lock();
+                        if state.again && !this.failed() {
+                            state.again = false;
                         } else {
-                            *flusher = Flusher::default();
+                            state.running = false;
+                            state.again = false;
                             return;
                         }
                     }
@@ -118,23 +128,36 @@ impl Syncer {
                     Ok(()) => self.advance(target),
                     Err(e) => self.fail(&e.to_string()),
                 }
-                *self.flusher.lock().unwrap_or_else(PoisonError::into_inner) = Flusher::default();
+                let mut state = self.lock();
+                state.running = false;
+                state.again = false;
             }
         }
     }
 
     fn advance(&self, offset: u64) {
-        self.durable.send_if_modified(|durable| {
-            let moved = offset > *durable;
-            *durable = (*durable).max(offset);
-            moved
-        });
+        let mut done = Vec::new();
+        {
+            let mut state = self.lock();
+            state.durable = state.durable.max(offset);
+            while state.waiters.front().is_some_and(|(end, _)| *end <= offset) {
+                if let Some((_, waiter)) = state.waiters.pop_front() {
+                    done.push(waiter);
+                }
+            }
+        }
+        for waiter in done {
+            let _ = waiter.send(true);
+        }
     }
 
     fn fail(&self, cause: &str) {
         tracing::error!(dir = %self.log.dir().display(),
             "queue fsync failed, the queue refuses further persistent messages: {cause}");
         self.failed.store(true, Ordering::Release);
-        self.durable.send_modify(|_| {});
+        let waiters = std::mem::take(&mut self.lock().waiters);
+        for (_, waiter) in waiters {
+            let _ = waiter.send(false);
+        }
     }
 }
