@@ -319,6 +319,7 @@ impl VHost {
         let (count, files) = queue.shut_down();
         self.remove_bindings_to(&Destination::Queue(queue.clone()));
         if let Some(dir) = files {
+            let dir = super::store::retire(&dir);
             // The files go once the definition's removal is on disk.
             let pending = self.definitions().sync_all();
             match tokio::runtime::Handle::try_current() {

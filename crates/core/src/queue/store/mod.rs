@@ -571,6 +571,27 @@ impl Compaction {
     }
 }
 
+/// Moves a deleted queue's directory out of the way at once (a rename), so a queue declared
+/// again under the same name starts afresh while the old files are removed in the background.
+/// Names made by `layout::encode_name` never start with `.`, so the new name collides with
+/// no queue; open removes leftovers.
+pub(crate) fn retire(dir: &Path) -> PathBuf {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let target = dir.with_file_name(format!(".deleted-{}-{n}-{name}", std::process::id()));
+    match std::fs::rename(dir, &target) {
+        Ok(()) => target,
+        Err(e) => {
+            tracing::warn!(dir = %dir.display(), "could not move a deleted queue's files: {e}");
+            dir.to_path_buf()
+        }
+    }
+}
+
 /// Removes a deleted queue's files (blocking).
 pub(crate) fn remove_files(dir: &Path) {
     match std::fs::remove_dir_all(dir) {

@@ -467,3 +467,16 @@ fn a_torn_index_is_rebuilt_from_the_messages() {
         .len();
     damage_every_byte(pristine.path(), "index", len - 24, |_| expected.clone());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_declared_again_after_deletion_starts_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = open(dir.path(), 0, 4096);
+    let v = vhost(&broker);
+    for round in 0..20 {
+        let q = durable(&v, "again", &[]);
+        assert_eq!(q.message_count(), 0, "round {round}");
+        q.publish(persistent("old"));
+        v.delete_queue("again", false, false, 1).unwrap();
+    }
+}
