@@ -219,3 +219,174 @@ impl VHost {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::message::{FieldValue, Message, Properties};
+    use crate::queue::QueueSpec;
+    use crate::{Broker, BrokerConfig, ResourceKind};
+
+    fn open(dir: &std::path::Path) -> Arc<VHost> {
+        Broker::open(BrokerConfig::with_data_dir(dir))
+            .unwrap()
+            .vhost("/")
+            .unwrap()
+    }
+
+    fn queue(vhost: &Arc<VHost>, name: &str, durable: bool, exclusive: bool) {
+        let mut spec = QueueSpec::new(name);
+        spec.durable = durable;
+        spec.exclusive = exclusive;
+        if name == "orders" {
+            spec.arguments.push("x-max-length", FieldValue::I64(7));
+            spec.arguments
+                .push("x-dead-letter-exchange", FieldValue::string("dlx"));
+        }
+        vhost.declare_queue(spec, false, 1).unwrap();
+    }
+
+    fn exchange(vhost: &VHost, name: &str, kind: ExchangeKind, durable: bool) {
+        let mut spec = ExchangeSpec::new(name, kind);
+        spec.durable = durable;
+        if name == "events" {
+            spec.internal = false;
+            spec.arguments
+                .push("alternate-exchange", FieldValue::string("unrouted"));
+        }
+        vhost.declare_exchange(spec, false).unwrap();
+    }
+
+    fn bind(vhost: &VHost, source: &str, dest: &str, kind: ResourceKind, key: &str) {
+        let mut args = FieldTable::new();
+        if source == "match" {
+            args.push("x-match", FieldValue::string("any"));
+            args.push("region", FieldValue::string("eu"));
+        }
+        vhost.bind(source, dest, kind, key, &args, 1).unwrap();
+    }
+
+    fn routed(
+        vhost: &VHost,
+        exchange: &str,
+        key: &str,
+        headers: Option<FieldTable>,
+    ) -> Vec<String> {
+        let x = vhost.exchange(exchange).unwrap();
+        let message = Message::new(
+            exchange,
+            key,
+            Properties {
+                headers,
+                ..Properties::default()
+            },
+            Bytes::new(),
+        );
+        let mut names: Vec<String> = vhost
+            .route(&x, &message)
+            .queues
+            .iter()
+            .map(|q| q.name().to_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn durable_definitions_survive_and_transient_ones_do_not() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let v = open(dir.path());
+            exchange(&v, "events", ExchangeKind::Topic, true);
+            exchange(&v, "match", ExchangeKind::Headers, true);
+            exchange(&v, "fan", ExchangeKind::Fanout, true);
+            exchange(&v, "temp", ExchangeKind::Direct, false);
+            queue(&v, "orders", true, false);
+            queue(&v, "audit", true, false);
+            queue(&v, "scratch", false, false);
+            queue(&v, "mine", true, true);
+            bind(&v, "events", "orders", ResourceKind::Queue, "order.*");
+            bind(&v, "events", "scratch", ResourceKind::Queue, "#");
+            bind(&v, "match", "audit", ResourceKind::Queue, "");
+            bind(&v, "events", "fan", ResourceKind::Exchange, "#");
+            bind(&v, "fan", "audit", ResourceKind::Queue, "");
+            bind(&v, "temp", "orders", ResourceKind::Queue, "k");
+            bind(
+                &v,
+                "amq.direct",
+                "orders",
+                ResourceKind::Queue,
+                "direct-key",
+            );
+            // Removed before the restart: must stay removed.
+            queue(&v, "gone", true, false);
+            bind(&v, "events", "gone", ResourceKind::Queue, "x");
+            v.delete_queue("gone", false, false, 1).unwrap();
+            exchange(&v, "old", ExchangeKind::Fanout, true);
+            bind(&v, "old", "audit", ResourceKind::Queue, "");
+            v.delete_exchange("old", false).unwrap();
+            bind(&v, "events", "audit", ResourceKind::Queue, "tmp");
+            v.unbind(
+                "events",
+                "audit",
+                ResourceKind::Queue,
+                "tmp",
+                &FieldTable::new(),
+                1,
+            )
+            .unwrap();
+        }
+        let v = open(dir.path());
+        let events = v.exchange("events").unwrap();
+        assert_eq!(events.kind(), ExchangeKind::Topic);
+        assert!(events.spec().durable);
+        assert_eq!(events.alternate(), Some("unrouted"));
+        assert!(v.exchange("temp").is_err(), "transient exchange gone");
+        assert!(v.exchange("old").is_err(), "deleted exchange gone");
+        let orders = v.queue("orders").unwrap();
+        assert_eq!(orders.args().max_length, Some(7));
+        assert_eq!(orders.args().dead_letter_exchange.as_deref(), Some("dlx"));
+        assert_eq!(
+            orders.spec().arguments.get("x-max-length"),
+            Some(&FieldValue::I64(7)),
+            "argument types are kept"
+        );
+        for gone in ["scratch", "mine", "gone"] {
+            assert!(v.lookup_queue(gone).is_none(), "{gone} must not come back");
+        }
+        assert_eq!(routed(&v, "events", "order.new", None), ["audit", "orders"]);
+        assert_eq!(
+            routed(&v, "events", "x", None),
+            ["audit"],
+            "via events -> fan"
+        );
+        assert_eq!(routed(&v, "events", "tmp", None), ["audit"]);
+        assert_eq!(routed(&v, "amq.direct", "direct-key", None), ["orders"]);
+        let mut eu = FieldTable::new();
+        eu.push("region", FieldValue::string("eu"));
+        assert_eq!(routed(&v, "match", "", Some(eu)), ["audit"]);
+        assert_eq!(events.binding_count(), 2, "orders and fan only");
+    }
+
+    #[test]
+    fn deleting_a_durable_queue_removes_its_bindings_and_files() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let v = open(dir.path());
+            exchange(&v, "fan", ExchangeKind::Fanout, true);
+            queue(&v, "orders", true, false);
+            bind(&v, "fan", "orders", ResourceKind::Queue, "");
+            v.delete_queue("orders", false, false, 1).unwrap();
+            queue(&v, "orders", true, false);
+        }
+        let v = open(dir.path());
+        assert!(v.lookup_queue("orders").is_some());
+        assert_eq!(v.exchange("fan").unwrap().binding_count(), 0);
+        let dirs = std::fs::read_dir(dir.path().join("queues").join("%2F"))
+            .unwrap()
+            .count();
+        assert_eq!(dirs, 1);
+    }
+}
