@@ -302,15 +302,16 @@ def test_kafka_records_feed_a_celery_worker_across_a_broker_restart(celery):
     celery.produce(range(100, 200))
     celery.wait_done(set(range(200)))
     ran = done(celery.out)
-    assert sorted(ran) == list(range(200)), "a clean restart replays nothing"
+    assert sorted(set(ran)) == list(range(200)), "nothing skipped"
+    # Celery acknowledges an acks_late task on a later turn of its event loop, so up to its
+    # prefetch window (4) of the last tasks before the restart may still be unacknowledged
+    # when the broker stops; their durable queue gives them back (at-least-once, as
+    # RabbitMQ). Nothing else may run twice: the fan-out resumed where it stopped.
+    twice = sorted(n for n in set(ran) if ran.count(n) > 1)
+    assert all(n >= 96 for n in twice) and len(ran) - 200 <= 4, twice
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason="needs durable classic queues (issue 5: durability) to keep what sits in the "
-    "queue across the restart",
-    strict=False,
-)
 def test_tasks_waiting_in_the_queue_survive_a_broker_restart(celery):
     """Fanned-out tasks wait in Celery's durable queue (persistent messages) while no worker
     runs; the broker restarts; the worker then runs all of them."""
@@ -322,7 +323,6 @@ def test_tasks_waiting_in_the_queue_survive_a_broker_restart(celery):
         time.sleep(0.1)
     assert queue_length(celery.broker, celery.queue) == 100
     celery.broker.restart()
-    # Fails at once (not at the worker's timeout) while the queue's contents do not survive.
     assert queue_length(celery.broker, celery.queue) == 100, "the queue kept its tasks"
     celery.produce(range(100, 200))
     celery.start_worker()
