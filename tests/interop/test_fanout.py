@@ -139,7 +139,16 @@ def test_fan_out_position_is_durable_across_a_crash(make_broker):
     records = [(f"key-{i % 4}".encode(), f"{i % 4}:{i}", None, None) for i in range(40)]
     produce(p, topic, records, flush_each=False)
     b.restart(crash=True)
-    work_queue(b.amqp_url, exchange, queue, "#", kind="topic")
+    # The follower resumes the moment the exchange exists, so the queue must receive from
+    # that moment on: the exchange is born with an alternate exchange that leads to it.
+    conn = connect(b.amqp_url)
+    ch = conn.channel()
+    ch.queue_declare(queue, durable=True)
+    ch.exchange_declare(exchange + "-ae", "fanout", durable=True)
+    ch.queue_bind(queue, exchange + "-ae")
+    ch.exchange_declare(exchange, "topic", durable=True,
+                        arguments={"alternate-exchange": exchange + "-ae"})
+    conn.close()
     got = [body.decode() for _, _, body in drain(b.amqp_url, queue, 40)]
     assert sorted(got) == sorted(v for _, v, _, _ in records)
     for key in range(4):
