@@ -366,3 +366,30 @@ def test_inequivalent_alternate_exchange_is_worded_as_rabbitmq(broker, rabbitmq)
 
     ours, theirs = both(broker, rabbitmq, action)
     assert ours == theirs and ours[:2] == ("channel", 406)
+
+
+def test_deleting_a_stream_cancels_its_consumers(broker, rabbitmq):
+    """queue.delete from another connection: delete-ok, and the consumer gets basic.cancel
+    while its channel stays open."""
+
+    def action_on(url):
+        name = unique("deleted")
+
+        def action(conn, ch):
+            declare(name)(conn, ch)
+            ch.basic_qos(prefetch_count=10)
+            cancelled = []
+            ch.add_on_cancel_callback(lambda frame: cancelled.append(frame.method.consumer_tag))
+            tag = ch.basic_consume(name, lambda *a: None)
+            other = connect(url)
+            deleted = other.channel().queue_delete(name).method.message_count
+            other.close()
+            deadline = time.monotonic() + 3
+            while not cancelled and time.monotonic() < deadline:
+                conn.process_data_events(time_limit=0.05)
+            return deleted, cancelled == [tag], ch.is_open
+
+        return action
+
+    for url in (broker.amqp_url, rabbitmq.amqp_url):
+        assert outcome(url, action_on(url)) == ("ok", (0, True, True))
