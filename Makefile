@@ -9,7 +9,9 @@ PYTEST  := $(VENV)/bin/pytest
 ARGS    ?=
 export FERRYMQ_BIN ?= $(CURDIR)/target/debug/ferrymq
 
-.PHONY: run test test-rust test-python lint bench fuzz docker deps venv system-deps clean
+BENCH_ARGS ?=
+
+.PHONY: run test test-rust test-python lint bench bench-log bench-profile test-perf fuzz docker deps venv system-deps clean
 
 ## run: build and start the broker with the embedded defaults (pass flags with ARGS="...")
 run:
@@ -18,10 +20,12 @@ run:
 ## test: the whole suite: Rust unit/property/crash tests, then real clients against the binary
 test: deps test-rust test-python
 
+# ferrymq-perf (benches/perf) is left out: its rdkafka dependency builds the bundled librdkafka
+# from C (minutes on a cold cache). `make lint` still checks it; `make test-perf` tests it.
 test-rust:
 	$(CARGO) build --bin ferrymq
-	$(CARGO) test --workspace --all-targets
-	$(CARGO) test --workspace --doc
+	$(CARGO) test --workspace --exclude ferrymq-perf --all-targets
+	$(CARGO) test --workspace --exclude ferrymq-perf --doc
 
 test-python: deps
 	$(CARGO) build --bin ferrymq
@@ -32,9 +36,26 @@ lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-## bench: benchmarks; results and the commands that produced them go to docs/benchmarks.md
+## bench: ferrymq beside RabbitMQ (AMQP A1-A5, Kafka K1-K3, memory, startup) with ferrymq-perf;
+## rewrites the "Brokers" section of docs/benchmarks.md (options: BENCH_ARGS="--help")
 bench:
+	scripts/apt-install rabbitmq-server
+	$(CARGO) build --release -p ferrymq -p ferrymq-perf
+	$(PYTHON) scripts/bench.py $(BENCH_ARGS)
+
+## bench-log: the commit log's criterion benchmarks ("Commit log" in docs/benchmarks.md)
+bench-log:
 	$(CARGO) bench -p ferrymq-bench
+
+## bench-profile: perf profiles of ferrymq under A1, A2 and K1 (target/bench-profile/)
+bench-profile:
+	scripts/apt-install linux-perf
+	$(CARGO) build --release -p ferrymq -p ferrymq-perf
+	scripts/bench-profile.sh
+
+## test-perf: ferrymq-perf's tests (against an in-process ferrymq)
+test-perf:
+	$(CARGO) test -p ferrymq-perf
 
 fuzz:
 	scripts/fuzz.sh
