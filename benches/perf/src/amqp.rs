@@ -408,6 +408,16 @@ pub async fn run(a: AmqpArgs) -> anyhow::Result<Output> {
         );
     }
 
+    let until = match a.backlog {
+        Some(n) => Until::Consumed {
+            total: n * topo.queues.len() as u64,
+            from_first: true,
+        },
+        None => run::until_for(&a.run, topo.queues.len() as u64),
+    };
+    // A drain's count starts before its consumers attach: the broker may deliver the first
+    // messages before basic.consume-ok reaches this side.
+    let armed = a.backlog.map(|_| run::arm(&a.run, &stats, until));
     let ack_every = (!a.auto_ack).then_some(a.multi_ack_every);
     let consumers_per_queue = a.run.consumers;
     for (qi, q) in topo.queues.iter().enumerate() {
@@ -433,14 +443,7 @@ pub async fn run(a: AmqpArgs) -> anyhow::Result<Output> {
             channels.push(ch);
         }
     }
-    let until = match a.backlog {
-        Some(n) => Until::Consumed {
-            total: n * topo.queues.len() as u64,
-            from_first: true,
-        },
-        None => run::until_for(&a.run, topo.queues.len() as u64),
-    };
-    let armed = run::arm(&a.run, &stats, until);
+    let armed = armed.unwrap_or_else(|| run::arm(&a.run, &stats, until));
     for (i, ch) in channels.into_iter().enumerate() {
         let p = publish_settings(a.confirm, a.run.count.map(|n| a.run.share(n, i)));
         tasks.spawn(publish(ch, p, Arc::clone(&stats), stop.clone()));

@@ -277,6 +277,16 @@ pub async fn run(a: KafkaArgs) -> anyhow::Result<Output> {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis())
     );
+    let until = if let Some(n) = drain {
+        Until::Consumed {
+            total: n,
+            from_first: true,
+        }
+    } else {
+        run::until_for(&a.run, 1)
+    };
+    // A drain's count starts before its consumers fetch anything.
+    let armed = drain.map(|_| run::arm(&a.run, &stats, until));
     let assigned = Arc::new(AtomicUsize::new(0));
     for i in 0..a.run.consumers {
         let ctx = ConsumeCtx {
@@ -305,14 +315,6 @@ pub async fn run(a: KafkaArgs) -> anyhow::Result<Output> {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 
-    let until = if let Some(n) = drain {
-        Until::Consumed {
-            total: n,
-            from_first: true,
-        }
-    } else {
-        run::until_for(&a.run, 1)
-    };
     let mut jobs = Vec::new();
     for i in 0..a.run.producers {
         let ctx = ProduceCtx {
@@ -326,7 +328,7 @@ pub async fn run(a: KafkaArgs) -> anyhow::Result<Output> {
             limit: a.run.count.map(|n| a.run.share(n, i)),
         });
     }
-    let armed = run::arm(&a.run, &stats, until);
+    let armed = armed.unwrap_or_else(|| run::arm(&a.run, &stats, until));
     for (i, job) in jobs.into_iter().enumerate() {
         let stop = stop.clone();
         threads.push(

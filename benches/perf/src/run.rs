@@ -131,7 +131,16 @@ pub fn arm(args: &RunArgs, stats: &Stats, until: Until) -> Armed {
         Until::Published(_) => true,
         Until::Consumed { from_first, .. } => !from_first,
     };
-    if from_start {
+    // A drain records the latency of every delivery, the first ones included.
+    if from_start
+        || matches!(
+            until,
+            Until::Consumed {
+                from_first: true,
+                ..
+            }
+        )
+    {
         stats.set_measuring(true);
     }
     Armed {
