@@ -314,6 +314,9 @@ impl VHost {
     /// bindings (each exchange visited once), and alternate exchanges of exchanges whose
     /// own bindings matched nothing.
     pub fn route(&self, exchange: &Arc<Exchange>, message: &Message) -> Routed {
+        if let Some(routed) = self.route_to_named_queue(exchange, message) {
+            return routed;
+        }
         let keys = message.routing_keys();
         let mut routed = Routed::default();
         let mut seen: Vec<*const Exchange> = vec![Arc::as_ptr(exchange)];
@@ -356,5 +359,24 @@ impl VHost {
             }
         }
         routed
+    }
+
+    /// The common publish: to the default exchange, one routing key (no CC/BCC), naming an
+    /// existing queue. Gives what the general walk gives for it (that queue and nothing else)
+    /// without the walk's key vector, work list and visited set: four allocations per message
+    /// (see "Profiles" in docs/benchmarks.md). `None`: take the general walk.
+    fn route_to_named_queue(&self, exchange: &Exchange, message: &Message) -> Option<Routed> {
+        if !exchange.is_default() || message.properties.header_routes().next().is_some() {
+            return None;
+        }
+        let key = message.routing_key.as_str();
+        let queue = if key.starts_with(REPLY_TO_PREFIX) {
+            self.reply_queue(key)
+        } else {
+            self.lookup_queue(key)
+        }?;
+        let mut routed = Routed::default();
+        routed.push(queue);
+        Some(routed)
     }
 }

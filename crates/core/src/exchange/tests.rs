@@ -96,6 +96,26 @@ fn cc_headers_add_routing_keys() {
 }
 
 #[test]
+fn default_exchange_shortcut_and_walk_agree() {
+    let (_dir, vh) = vhost();
+    queue(&vh, "q1");
+    let x = vh.exchange("").unwrap();
+    // The shortcut (one key naming a queue) and the walk (a CC header) reach q1 once each.
+    let plain = vh.route(&x, &message("q1", None));
+    assert_eq!(plain.queues.len(), 1);
+    assert!(plain.streams.is_empty());
+    let mut headers = FieldTable::new();
+    headers.push("CC", FieldValue::Array(vec![FieldValue::string("q1")]));
+    assert_eq!(routed(&vh, "", &message("q1", Some(headers))), ["q1"]);
+    // A name that is no queue takes the walk, which finds nothing.
+    assert!(vh.route(&x, &message("q2", None)).is_empty());
+    // A deleted queue is no longer reached by the shortcut.
+    let q1 = vh.lookup_queue("q1").unwrap();
+    vh.remove_queue(&q1);
+    assert!(vh.route(&x, &message("q1", None)).is_empty());
+}
+
+#[test]
 fn headers_exchange_routes_on_arguments() {
     let (_dir, vh) = vhost();
     queue(&vh, "q1");
