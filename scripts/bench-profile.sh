@@ -10,6 +10,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=$root/target/release
+ferrymq=${PROFILE_FERRYMQ:-$bin/ferrymq}   # another build of the broker to compare with
 out=$root/target/bench-profile
 data=${FERRYMQ_BENCH_DIR:-$root/target/bench-data}/profile
 duration=${PROFILE_SECONDS:-8}
@@ -35,7 +36,7 @@ args_for() {
 for s in "${scenarios[@]}"; do
     args=$(args_for "$s")
     rm -rf "$data"
-    "$bin/ferrymq" --data-dir "$data" --amqp-listen 127.0.0.1:0 --kafka-listen 127.0.0.1:0 \
+    "$ferrymq" --data-dir "$data" --amqp-listen 127.0.0.1:0 --kafka-listen 127.0.0.1:0 \
         --http-listen 127.0.0.1:0 --log-level warn,ferrymq=info 2>"$out/$s.log" &
     pid=$!
     for _ in $(seq 1 200); do

@@ -124,6 +124,18 @@ def raise_nofile(connections: int) -> None:
         log(f"RLIMIT_NOFILE is {soft}: too low for {connections:,} connections")
 
 
+def durability_lines(config: str) -> list[str]:
+    """The `section.key = value` lines of `ferrymq --print-config` about fsync and flushing."""
+    section, out = "", []
+    for line in config.splitlines():
+        line = line.strip()
+        if line.startswith("["):
+            section = line.strip("[]")
+        elif re.match(r"[\w.]*(fsync|flush)[\w.]*\s*=", line):
+            out.append(f"{section}.{line}" if section else line)
+    return out
+
+
 def loadavg() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
@@ -345,6 +357,7 @@ class Bench:
             "rdkafka": locked("rdkafka") + " (librdkafka " + locked("rdkafka-sys").split("+")[-1]
                        + ", bundled)",
             "fsync_default": re.search(r'fsync = "(\w+)"', cmd(str(FERRYMQ), "--print-config"))[1],
+            "durability_config": durability_lines(cmd(str(FERRYMQ), "--print-config")),
             "busy_at_start": busy_processes(self.ours),
         }
 
@@ -501,6 +514,13 @@ def fmt(x, digits=0, unit=""):
     return f"{x:,.{digits}f}{unit}"
 
 
+def cpu_per_op(report):
+    """Broker CPU microseconds per message published plus message delivered."""
+    ops = report["publish"]["msgs_per_sec"] + report["consume"]["msgs_per_sec"]
+    cores = report.get("broker_cpu_cores")
+    return None if cores is None or not ops else cores * 1e6 / ops
+
+
 def ratio(a, b):
     return None if a is None or not b else a / b
 
@@ -525,7 +545,9 @@ def render(res: dict) -> str:
       f"(Debian) on Erlang {env['erlang']}, default configuration, no plugins.")
     w(f"- Clients: ferrymq-perf with lapin {env['lapin']} and rdkafka {env['rdkafka']}. "
       f"Brokers and clients share the {env['cpu'].split(' x ')[0]} cores.")
-    w(f"- ferrymq's default `storage.fsync`: `{env['fsync_default']}`.")
+    durability = ", ".join(f"`{l}`" for l in env.get("durability_config", [])) or (
+        f"`storage.fsync = \"{env['fsync_default']}\"`")
+    w(f"- ferrymq's durability defaults (`ferrymq --print-config`): {durability}.")
     loads = "; ".join(f"{k} {v}" for k, v in res["load"])
     w(f"- Load average (1/5/15 min) when each phase began: {loads}.")
     busy = ", ".join(env.get("busy_at_start") or []) or "none"
@@ -615,8 +637,9 @@ def render(res: dict) -> str:
           "brackets); brokers alternate ferrymq, RabbitMQ, RabbitMQ, ferrymq, ...")
         w("")
         w("| scenario | broker | pub msg/s | cons msg/s | cons MB/s | latency p50 / p99 / p99.9 / "
-          "max (ms) | broker CPU (cores) | client CPU | broker RSS max (MiB) |")
-        w("| --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: |")
+          "max (ms) | broker CPU (cores) | broker CPU µs per pub+delivery | client CPU | "
+          "broker RSS max (MiB) |")
+        w("| --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: |")
         for sid, by in am.items():
             for name in ("ferrymq", "rabbitmq"):
                 reps = by.get(name, [])
@@ -638,17 +661,25 @@ def render(res: dict) -> str:
                     extra = f" (fill {fmt(med([x['extra'].get('fill_msgs_per_sec') for x in reps]))}/s)"
                 w(f"| {sid} | {'ferrymq' if name == 'ferrymq' else 'RabbitMQ'} | "
                   f"{fmt(med(pub))}{extra} | {fmt(med(cons))} [{each}] | {fmt(med(mbs), 1)} | "
-                  f"{latency} | {fmt(bc, 2)} | {fmt(cc, 2)} | {fmt(rss, 0)} |")
+                  f"{latency} | {fmt(bc, 2)} | {fmt(med([cpu_per_op(x) for x in reps]), 2)} | "
+                  f"{fmt(cc, 2)} | {fmt(rss, 0)} |")
         w("")
-        w("| scenario | ferrymq/RabbitMQ end-to-end throughput | ferrymq/RabbitMQ p99 latency |")
-        w("| --- | ---: | ---: |")
+        w("Broker CPU per publish+delivery (CPU time of the broker process over the window "
+          "divided by messages published plus messages delivered) does not depend on how much "
+          "of the 2 cores the client or other processes took, so it compares the brokers' own "
+          "work even on a loaded machine.")
+        w("")
+        w("| scenario | ferrymq/RabbitMQ end-to-end throughput | ferrymq/RabbitMQ p99 latency | "
+          "ferrymq/RabbitMQ broker CPU per publish+delivery |")
+        w("| --- | ---: | ---: | ---: |")
         for sid, by in am.items():
             f, r_ = by.get("ferrymq", []), by.get("rabbitmq", [])
             tc = ratio(med([x["consume"]["msgs_per_sec"] for x in f]),
                        med([x["consume"]["msgs_per_sec"] for x in r_]))
             lp = ratio(med([x["latency"]["p99_ms"] for x in f if x["latency"]]),
                        med([x["latency"]["p99_ms"] for x in r_ if x["latency"]]))
-            w(f"| {sid} | {fmt(tc, 2)}x | {fmt(lp, 3)} |")
+            cp = ratio(med([cpu_per_op(x) for x in f]), med([cpu_per_op(x) for x in r_]))
+            w(f"| {sid} | {fmt(tc, 2)}x | {fmt(lp, 3)} | {fmt(cp, 3)} |")
         w("")
 
     cc = res.get("client_check", {})
@@ -691,8 +722,9 @@ def render(res: dict) -> str:
               f"(median **{fmt(dd)} MB/s**); one 4 KiB write + sync (`oflag=dsync`) took "
               f"{fmt(d['sync_write_ms'], 2)} ms.")
             w("")
-        w("*default*: the broker's default policy for topics (`storage.fsync = "
-          f"\"{env['fsync_default']}\"` at this commit); *always*: the topic is created with "
+        w("*default*: the topic is created without flush configs, so it gets the broker's "
+          "default policy (the durability defaults listed under \"Machine, versions, load\"); "
+          "*always*: the topic is created with "
           "`flush.messages=1` (fsync before acks=all is answered, group commit). Records/s "
           "and MB/s of 1 KiB values (payload only); *% of dd* is K1's produce MB/s against the "
           "raw disk (the fsync-always target); K2 reads what K1 wrote (from the page cache).")
