@@ -76,13 +76,11 @@ impl Broker {
     }
 
     /// Starts the broker's background work on the current runtime: stream maintenance
-    /// (retention, interval fsyncs) for vhosts nobody started it for, and each vhost's
-    /// topic -> exchange fan-out. Call once, after the frontends are set up.
-    pub fn start_background(&self) {
+    /// (retention every `retention_every`, interval fsyncs) for vhosts nobody started it for,
+    /// and each vhost's topic -> exchange fan-out. Call once, after the frontends are set up.
+    pub fn start_background(&self, retention_every: std::time::Duration) {
         for vhost in self.vhosts() {
-            vhost
-                .streams()
-                .ensure_maintenance(std::time::Duration::from_secs(300));
+            vhost.streams().ensure_maintenance(retention_every);
             vhost.start_fanout();
         }
     }

@@ -61,8 +61,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             .context("cannot start the Kafka frontend")?
     };
 
-    // Retention for every vhost's streams and the topic -> exchange fan-out.
-    broker.start_background();
+    // Retention for every vhost's streams (on Kafka's schedule: stream queues outside the
+    // Kafka vhost are the same logs) and the topic -> exchange fan-out.
+    let retention_every =
+        Duration::from_millis(config.kafka.log_retention_check_interval_ms.max(100));
+    broker.start_background(retention_every);
 
     let shutdown = Shutdown::default();
     // Frontends: one handler per listener.
