@@ -110,6 +110,7 @@ impl VHost {
         let prefix = key(self.name(), "");
         let mut kept = HashSet::new();
         let mut total = 0u64;
+        let started = std::time::Instant::now();
         for def in recovered.iter().filter(|d| d.kind == Kind::Queue) {
             let Some(name) = def.key.strip_prefix(&prefix) else {
                 continue;
@@ -147,6 +148,7 @@ impl VHost {
         }
         if !kept.is_empty() {
             tracing::info!(vhost = %self.name(), queues = kept.len(), messages = total,
+                elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
                 "restored durable queues");
         }
         let dir = layout::queue_dir(&self.storage().data_dir, self.name(), "");
