@@ -30,9 +30,10 @@ pub struct StorageConfig {
     /// A log rolls to a new segment file once its active one reaches this size (durable
     /// queues' message logs use at most 16 MiB, so drained space is freed promptly).
     pub segment_bytes: u64,
-    /// Memory for the bodies of the newest messages of durable queues, shared by all of them.
-    /// Beyond it messages wait on disk only (a few bytes of memory each) and are read back
-    /// when delivered, so a backlog larger than memory costs disk, not memory.
+    /// Memory for the newest messages of durable queues (bodies, properties and bookkeeping),
+    /// shared by all of them. Beyond it messages wait on disk only (a run of them costs a few
+    /// bytes) and are read back when delivered, so a backlog larger than memory costs disk,
+    /// not memory.
     pub queue_cache_bytes: u64,
 }
 

@@ -85,7 +85,7 @@ pub(crate) struct Ready {
     bytes: u64,
     mem_len: usize,
     mem_bytes: u64,
-    /// Bytes of `back` entries counted in the cache.
+    /// What `back` entries are charged in the cache (see [`charge`]).
     cached: u64,
     store: Option<Store>,
     cache: Option<Arc<Cache>>,
@@ -93,6 +93,18 @@ pub(crate) struct Ready {
 
 fn body(entry: &Entry) -> u64 {
     entry.message.body_size()
+}
+
+/// What an entry held in memory costs against the shared cache: not only its body but its
+/// properties, names and the structures around it, so a backlog of small messages spills to
+/// disk as early (in bytes of memory) as one of large messages.
+fn charge(entry: &Entry) -> u64 {
+    const FIXED: usize = size_of::<Entry>() + size_of::<Message>() + 2 * size_of::<usize>(); // the Arc's counts
+    let message = &entry.message;
+    FIXED as u64
+        + message.memory_size()
+        + message.exchange.len() as u64
+        + message.routing_key.len() as u64
 }
 
 impl Ready {
@@ -187,11 +199,11 @@ impl Ready {
         let index = self.level_index(entry.level);
         let fits = match &self.cache {
             None => true,
-            Some(cache) => cache.try_take(size),
+            Some(cache) => cache.try_take(charge(&entry)),
         };
         if fits {
             if self.cache.is_some() {
-                self.cached += size;
+                self.cached += charge(&entry);
             }
             self.mem_len += 1;
             self.mem_bytes += size;
@@ -213,13 +225,15 @@ impl Ready {
             return;
         };
         let mut freed = 0;
+        let mut charged = 0;
         let mut count = 0;
         for entry in level.back.drain(..) {
             freed += body(&entry);
+            charged += charge(&entry);
             count += 1;
             level.cold.insert(entry.seq);
         }
-        self.release(freed);
+        self.release(charged);
         self.mem_len -= count;
         self.mem_bytes -= freed;
     }
@@ -244,7 +258,7 @@ impl Ready {
             // Newer in-memory entries that come before it move to `front` with it.
             while level.back.front().is_some_and(|e| e.seq < entry.seq) {
                 if let Some(e) = level.back.pop_front() {
-                    moved += body(&e);
+                    moved += charge(&e);
                     level.front.push_back(e);
                 }
             }
@@ -289,7 +303,7 @@ impl Ready {
         self.mem_len -= 1;
         self.mem_bytes -= size;
         if from_back {
-            self.release(size);
+            self.release(charge(&entry));
         }
         Some(entry)
     }
