@@ -8,7 +8,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::message::{FieldTable, FieldValue, Message, Properties};
-use crate::queue::{Entry, Queue, QueueSpec};
+use crate::queue::{Enqueued, Entry, Queue, QueueSpec};
 use crate::{Broker, BrokerConfig, VHost};
 
 fn open(dir: &Path, cache: u64, segment_bytes: u64) -> Arc<Broker> {
@@ -509,4 +509,46 @@ async fn a_queue_declared_again_after_deletion_starts_empty() {
         q.publish(persistent("old"));
         v.delete_queue("again", false, false, 1).unwrap();
     }
+}
+
+// One runtime thread: the 500 publishes all happen before the flusher task first runs, as
+// when many publishers append while an fsync is in progress.
+#[tokio::test(flavor = "current_thread")]
+async fn persistent_messages_are_confirmed_once_fsynced_and_concurrent_ones_share_fsyncs() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = BrokerConfig::with_data_dir(dir.path());
+    config.storage.fsync = crate::FsyncMode::Always;
+    let broker = Broker::open(config).unwrap();
+    let v = vhost(&broker);
+    let q = durable(&v, "confirmed", &[]);
+    let log = Arc::clone(&q.lock().ready.store().unwrap().messages);
+    let before = log.fsync_count();
+    let mut waits = Vec::new();
+    for i in 0..500u64 {
+        match q.publish(persistent(&format!("m{i}"))) {
+            Enqueued::Accepted {
+                durable: Some(wait),
+            } => waits.push((i, wait)),
+            Enqueued::Accepted { durable: None } => panic!("m{i}: no durability wait"),
+            Enqueued::Rejected => panic!("m{i}: rejected"),
+        }
+    }
+    let transient = q.publish(message("t", false, None));
+    assert!(
+        matches!(transient, Enqueued::Accepted { durable: None }),
+        "a transient message is confirmed without waiting"
+    );
+    for (i, wait) in waits {
+        assert!(wait.await, "m{i} confirmed");
+        // Offsets start at 0: message i is on disk once the durable offset passed it.
+        assert!(
+            log.durable_offset() > i,
+            "m{i} confirmed before it was on disk"
+        );
+    }
+    let fsyncs = log.fsync_count() - before;
+    assert!(
+        (1..=2).contains(&fsyncs),
+        "{fsyncs} fsyncs for 500 concurrent publishes (one group commit, at most one more)"
+    );
 }
