@@ -27,6 +27,14 @@ pub struct StorageConfig {
     pub fsync: FsyncMode,
     /// Flush interval for [`FsyncMode::Interval`].
     pub fsync_interval_ms: u64,
+    /// Durability policy of streams (Kafka topic partitions and AMQP stream queues) that set
+    /// no `flush.ms`/`flush.messages` of their own. Interval by default: a produce or stream
+    /// confirm is answered once the record is in the log (it survives a crash of the broker
+    /// process at once) and reaches the disk within `stream_fsync_interval_ms`, which is what
+    /// Apache Kafka and RabbitMQ streams promise on a single node.
+    pub stream_fsync: FsyncMode,
+    /// Flush interval of streams under [`FsyncMode::Interval`].
+    pub stream_fsync_interval_ms: u64,
     /// A log rolls to a new segment file once its active one reaches this size (durable
     /// queues' message logs use at most 16 MiB, so drained space is freed promptly).
     pub segment_bytes: u64,
@@ -42,6 +50,8 @@ impl Default for StorageConfig {
         Self {
             fsync: FsyncMode::Always,
             fsync_interval_ms: 200,
+            stream_fsync: FsyncMode::Interval,
+            stream_fsync_interval_ms: 1000,
             segment_bytes: 64 * 1024 * 1024,
             queue_cache_bytes: 64 * 1024 * 1024,
         }

@@ -38,8 +38,8 @@ pub(crate) fn stream_defaults(broker: &Broker, config: &KafkaConfig) -> StreamDe
         segment_ms: Some(DEFAULT_SEGMENT_MS),
         max_message_bytes: config.message_max_bytes,
         timestamp_type: TimestampType::CreateTime,
-        fsync: storage.fsync,
-        fsync_interval_ms: storage.fsync_interval_ms,
+        fsync: storage.stream_fsync,
+        fsync_interval_ms: storage.stream_fsync_interval_ms,
         index_interval_bytes: 4096,
     }
 }

@@ -86,8 +86,8 @@ impl StreamDefaults {
             segment_ms: None,
             max_message_bytes: 1_048_588,
             timestamp_type: TimestampType::CreateTime,
-            fsync: storage.fsync,
-            fsync_interval_ms: storage.fsync_interval_ms,
+            fsync: storage.stream_fsync,
+            fsync_interval_ms: storage.stream_fsync_interval_ms,
             index_interval_bytes: 4096,
         }
     }
@@ -182,7 +182,8 @@ mod tests {
     fn unset_fields_take_the_defaults() {
         let e = StreamConfig::default().resolve(&defaults());
         assert_eq!(e.retention_ms, -1);
-        assert_eq!(e.fsync, FsyncPolicy::Always);
+        // Streams flush once a second unless configured otherwise (Kafka-like).
+        assert_eq!(e.fsync, FsyncPolicy::Interval(Duration::from_secs(1)));
         assert_eq!(e.log_config().retention_age, None);
     }
 

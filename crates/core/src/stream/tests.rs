@@ -11,7 +11,7 @@ use crate::{Error, FsyncMode, StorageConfig};
 
 fn defaults(fsync: FsyncMode) -> StreamDefaults {
     StreamDefaults::from_storage(&StorageConfig {
-        fsync,
+        stream_fsync: fsync,
         ..StorageConfig::default()
     })
 }

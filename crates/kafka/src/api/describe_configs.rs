@@ -46,8 +46,8 @@ fn builtin_defaults(ctx: &Ctx) -> StreamDefaults {
     let storage = StorageConfig::default();
     let mut builtin = crate::ctx::stream_defaults(ctx.broker(), &KafkaConfig::default());
     builtin.segment_bytes = storage.segment_bytes;
-    builtin.fsync = storage.fsync;
-    builtin.fsync_interval_ms = storage.fsync_interval_ms;
+    builtin.fsync = storage.stream_fsync;
+    builtin.fsync_interval_ms = storage.stream_fsync_interval_ms;
     builtin
 }
 
@@ -96,15 +96,16 @@ pub(crate) fn broker_entries(ctx: &Ctx) -> Vec<ConfigEntry> {
     let d = KafkaConfig::default();
     let storage = &ctx.broker().config().storage;
     let ds = StorageConfig::default();
-    let (flush_messages, flush_ms) = match storage.fsync {
+    let (flush_messages, flush_ms) = match storage.stream_fsync {
         ferrymq_core::FsyncMode::Always => ("1".to_owned(), "0".to_owned()),
-        ferrymq_core::FsyncMode::Interval => {
-            (i64::MAX.to_string(), storage.fsync_interval_ms.to_string())
-        }
+        ferrymq_core::FsyncMode::Interval => (
+            i64::MAX.to_string(),
+            storage.stream_fsync_interval_ms.to_string(),
+        ),
         ferrymq_core::FsyncMode::Never => (i64::MAX.to_string(), i64::MAX.to_string()),
     };
-    let storage_changed =
-        storage.fsync != ds.fsync || storage.fsync_interval_ms != ds.fsync_interval_ms;
+    let storage_changed = storage.stream_fsync != ds.stream_fsync
+        || storage.stream_fsync_interval_ms != ds.stream_fsync_interval_ms;
     let listener = format!("PLAINTEXT://{}", c.listen);
     let advertised = format!(
         "PLAINTEXT://{}:{}",

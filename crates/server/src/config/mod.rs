@@ -93,6 +93,10 @@ pub struct StorageConfig {
     pub fsync: FsyncMode,
     /// Used when `fsync = "interval"`: data reaches disk at most this long after it is appended.
     pub fsync_interval_ms: u64,
+    /// The same for streams (Kafka topics, AMQP stream queues) without their own flush configs.
+    pub stream_fsync: FsyncMode,
+    /// Used when `stream_fsync = "interval"`.
+    pub stream_fsync_interval_ms: u64,
     /// A log segment file is rolled once it would grow past this size.
     pub segment_bytes: u64,
     /// Memory for the newest messages of durable queues (shared); the rest wait on disk only.
@@ -106,6 +110,8 @@ impl Default for StorageConfig {
             data_dir: PathBuf::from("./data"),
             fsync: core.fsync,
             fsync_interval_ms: core.fsync_interval_ms,
+            stream_fsync: core.stream_fsync,
+            stream_fsync_interval_ms: core.stream_fsync_interval_ms,
             segment_bytes: core.segment_bytes,
             queue_cache_bytes: core.queue_cache_bytes,
         }
@@ -119,6 +125,8 @@ impl StorageConfig {
         config.storage = ferrymq_core::StorageConfig {
             fsync: self.fsync,
             fsync_interval_ms: self.fsync_interval_ms,
+            stream_fsync: self.stream_fsync,
+            stream_fsync_interval_ms: self.stream_fsync_interval_ms,
             segment_bytes: self.segment_bytes,
             queue_cache_bytes: self.queue_cache_bytes,
         };
