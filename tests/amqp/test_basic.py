@@ -336,6 +336,14 @@ def test_consumer_timeout_closes_the_channel_with_406(make_broker):
     conn.close()
 
 
+def test_recover_without_requeue_is_not_implemented(peer):
+    conn = peer.connect()
+    ch = conn.channel()
+    with pytest.raises(pika.exceptions.ConnectionClosedByBroker) as e:
+        ch.basic_recover(requeue=False)
+    assert e.value.reply_code == 540 and "requeue=false" in e.value.reply_text
+
+
 def test_prefetch_size_is_not_implemented(peer):
     conn = peer.connect()
     ch = conn.channel()
