@@ -24,10 +24,10 @@
 
 use std::borrow::Cow;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
-use super::wire;
 use crate::message::FieldValue;
+use crate::message::wire::{self, Reader, WireError};
 
 /// The type letter of `value` (RabbitMQ's field type tags).
 pub(crate) fn letter(value: &FieldValue) -> u8 {
@@ -74,14 +74,14 @@ pub(crate) fn encode(value: &FieldValue) -> Option<Cow<'_, [u8]>> {
         FieldValue::F64(v) => text(v.to_string()),
         FieldValue::Decimal { scale, value } => text(decimal_text(*scale, *value)),
         FieldValue::Array(items) => {
-            let mut out = Vec::new();
-            wire::put_array(&mut out, items);
-            Some(Cow::Owned(out))
+            let mut out = BytesMut::new();
+            wire::encode_array(items, &mut out);
+            Some(Cow::Owned(out.into()))
         }
         FieldValue::Table(table) => {
-            let mut out = Vec::new();
-            wire::put_table(&mut out, table);
-            Some(Cow::Owned(out))
+            let mut out = BytesMut::new();
+            wire::encode_table(table, &mut out);
+            Some(Cow::Owned(out.into()))
         }
         FieldValue::Void => None,
     }
@@ -113,6 +113,13 @@ fn parse_decimal(s: &str) -> Option<FieldValue> {
     Some(FieldValue::Decimal { scale, value })
 }
 
+/// A table or array that is exactly `bytes` (its length prefix included), or `None`.
+fn whole<T>(bytes: &Bytes, read: fn(&mut Reader) -> Result<T, WireError>) -> Option<T> {
+    let mut reader = Reader::new(bytes.clone());
+    let value = read(&mut reader).ok()?;
+    (reader.remaining() == 0).then_some(value)
+}
+
 /// The AMQP value of Kafka header bytes typed `letter`; `None` if the bytes do not parse as
 /// that type (the caller falls back to a long string).
 pub(crate) fn decode(letter: u8, bytes: Option<&Bytes>) -> Option<FieldValue> {
@@ -139,8 +146,8 @@ pub(crate) fn decode(letter: u8, bytes: Option<&Bytes>) -> Option<FieldValue> {
         b'f' => FieldValue::F32(s()?.parse().ok()?),
         b'd' => FieldValue::F64(s()?.parse().ok()?),
         b'D' => parse_decimal(s()?)?,
-        b'A' => FieldValue::Array(wire::decode_array(bytes)?),
-        b'F' => FieldValue::Table(wire::decode_table(bytes)?),
+        b'A' => FieldValue::Array(whole(bytes, Reader::field_array)?),
+        b'F' => FieldValue::Table(whole(bytes, Reader::table)?),
         // A void value is null; bytes under a void letter are not ours.
         _ => return None,
     })

@@ -30,7 +30,7 @@
 use bytes::Bytes;
 
 use super::header_value;
-use super::wire::short;
+use crate::message::wire::short;
 use crate::message::{FieldTable, FieldValue, Message, Properties};
 use crate::stream::encode::{EncodedBatch, Headers};
 use crate::stream::records::Record;
@@ -233,7 +233,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::interop::wire;
+    use crate::message::wire;
     use crate::stream::batch::RecordBatch;
     use crate::stream::records;
 
@@ -305,8 +305,8 @@ mod tests {
             Some(&b"application/json"[..])
         );
         assert_eq!(get("amqp.delivery-mode").as_deref(), Some(&b"2"[..]));
-        assert_eq!(get("I").as_deref(), Some(&b"-2147483648"[..]));
-        assert_eq!(get("S").as_deref(), Some(&b"text"[..]));
+        assert_eq!(get("I").as_deref(), Some(&b"-70000"[..]));
+        assert_eq!(get("S").as_deref(), Some(&b"\xffbinary"[..]));
         assert_eq!(get("V"), None);
         assert_eq!(
             get("amqp.header.amqp.content-type").as_deref(),
@@ -314,7 +314,7 @@ mod tests {
         );
         assert_eq!(
             get("amqp.types").as_deref(),
-            Some(&b"tbBsuIilfdDSxATFVSbS"[..])
+            Some(&b"tbBsuIilfdDSxTVFAbbSbS"[..])
         );
     }
 

@@ -7,7 +7,6 @@
 //! mapping       AMQP message <-> Kafka record (body/value, routing key/key, properties and
 //!               headers in reserved `amqp.*` headers, timestamps)
 //! header_value  one typed header value <-> Kafka header bytes
-//! wire          AMQP field tables/arrays as bytes (header values of those types)
 //! stream_queue  queue.declare / delete of stream queues (RabbitMQ's rules and wording)
 //! publish       an AMQP publish appended to a stream (partition by Kafka's partitioner)
 //! consumer      AMQP consumers of a stream (x-stream-offset, credit, independent readers)
@@ -25,7 +24,6 @@ mod header_value;
 pub mod mapping;
 pub mod publish;
 pub mod stream_queue;
-mod wire;
 
 pub use consumer::{StartAt, StreamConsumer};
 pub use mapping::{message_to_batch, record_to_message};

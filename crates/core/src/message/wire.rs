@@ -110,6 +110,23 @@ impl Reader {
         self.table_at(0)
     }
 
+    /// A field array (length prefix included).
+    pub fn field_array(&mut self) -> Result<Vec<FieldValue>, WireError> {
+        self.array_at(0)
+    }
+
+    fn array_at(&mut self, depth: usize) -> Result<Vec<FieldValue>, WireError> {
+        if depth > MAX_DEPTH {
+            return Err(WireError::TooDeep);
+        }
+        let mut inner = Reader::new(self.long_bytes()?);
+        let mut items = Vec::new();
+        while inner.remaining() > 0 {
+            items.push(inner.value(depth)?);
+        }
+        Ok(items)
+    }
+
     fn table_at(&mut self, depth: usize) -> Result<FieldTable, WireError> {
         if depth > MAX_DEPTH {
             return Err(WireError::TooDeep);
@@ -146,17 +163,7 @@ impl Reader {
             b'T' => FieldValue::Timestamp(self.u64()?),
             b'V' => FieldValue::Void,
             b'F' => FieldValue::Table(self.table_at(depth + 1)?),
-            b'A' => {
-                if depth + 1 > MAX_DEPTH {
-                    return Err(WireError::TooDeep);
-                }
-                let mut inner = Reader::new(self.long_bytes()?);
-                let mut items = Vec::new();
-                while inner.remaining() > 0 {
-                    items.push(inner.value(depth + 1)?);
-                }
-                FieldValue::Array(items)
-            }
+            b'A' => FieldValue::Array(self.array_at(depth + 1)?),
             tag => return Err(WireError::UnknownType { tag }),
         })
     }
@@ -167,14 +174,20 @@ pub fn decode_table(bytes: Bytes) -> Result<FieldTable, WireError> {
     Reader::new(bytes).table()
 }
 
-/// Writes a short string, cut to 255 bytes at a character boundary.
-pub fn put_short_string(out: &mut BytesMut, s: &str) {
+/// `s` cut to the 255 bytes a short string holds, at a character boundary.
+pub fn short(s: &str) -> &str {
     let mut len = s.len().min(255);
     while !s.is_char_boundary(len) {
         len -= 1;
     }
-    out.put_u8(u8::try_from(len).unwrap_or(u8::MAX));
-    out.put_slice(s.as_bytes().get(..len).unwrap_or_default());
+    s.get(..len).unwrap_or_default()
+}
+
+/// Writes a short string, cut to 255 bytes at a character boundary.
+pub fn put_short_string(out: &mut BytesMut, s: &str) {
+    let s = short(s);
+    out.put_u8(u8::try_from(s.len()).unwrap_or(u8::MAX));
+    out.put_slice(s.as_bytes());
 }
 
 fn put_long(out: &mut BytesMut, bytes: &[u8]) {
@@ -193,6 +206,16 @@ fn with_length(out: &mut BytesMut, body: impl FnOnce(&mut BytesMut)) {
     }
 }
 
+/// Writes an array with its length prefix (no type tag).
+pub fn encode_array(items: &[FieldValue], out: &mut BytesMut) {
+    with_length(out, |out| {
+        for item in items {
+            encode_value(item, out);
+        }
+    });
+}
+
+/// Writes a table with its length prefix (no type tag).
 pub fn encode_table(table: &FieldTable, out: &mut BytesMut) {
     with_length(out, |out| {
         for (key, value) in table.iter() {
@@ -268,11 +291,7 @@ fn encode_value(value: &FieldValue, out: &mut BytesMut) {
         }
         FieldValue::Array(items) => {
             out.put_u8(b'A');
-            with_length(out, |out| {
-                for item in items {
-                    encode_value(item, out);
-                }
-            });
+            encode_array(items, out);
         }
     }
 }
@@ -399,47 +418,50 @@ pub fn encode_properties(p: &Properties, out: &mut BytesMut) {
     short(out, &p.cluster_id);
 }
 
+/// A table holding one value of every type, a nested table and array, and a repeated key
+/// (tests across the crate).
+#[cfg(test)]
+pub(crate) fn every_type() -> FieldTable {
+    let mut inner = FieldTable::new();
+    inner.push("n", FieldValue::I32(-1));
+    let mut t = FieldTable::new();
+    t.push("t", FieldValue::Bool(true));
+    t.push("b", FieldValue::I8(-2));
+    t.push("B", FieldValue::U8(250));
+    t.push("s", FieldValue::I16(-300));
+    t.push("u", FieldValue::U16(60000));
+    t.push("I", FieldValue::I32(-70000));
+    t.push("i", FieldValue::U32(4_000_000_000));
+    t.push("l", FieldValue::I64(-5_000_000_000));
+    t.push("f", FieldValue::F32(1.5));
+    t.push("d", FieldValue::F64(-2.25));
+    t.push(
+        "D",
+        FieldValue::Decimal {
+            scale: 2,
+            value: 12345,
+        },
+    );
+    t.push(
+        "S",
+        FieldValue::LongString(Bytes::from_static(b"\xffbinary")),
+    );
+    t.push("x", FieldValue::ByteArray(Bytes::from_static(b"\x00\x01")));
+    t.push("T", FieldValue::Timestamp(1_700_000_000));
+    t.push("V", FieldValue::Void);
+    t.push("F", FieldValue::Table(inner));
+    t.push(
+        "A",
+        FieldValue::Array(vec![FieldValue::string("a"), FieldValue::Array(vec![])]),
+    );
+    t.push("dup", FieldValue::I8(1));
+    t.push("dup", FieldValue::I8(2));
+    t
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn every_type() -> FieldTable {
-        let mut inner = FieldTable::new();
-        inner.push("n", FieldValue::I32(-1));
-        let mut t = FieldTable::new();
-        t.push("t", FieldValue::Bool(true));
-        t.push("b", FieldValue::I8(-2));
-        t.push("B", FieldValue::U8(250));
-        t.push("s", FieldValue::I16(-300));
-        t.push("u", FieldValue::U16(60000));
-        t.push("I", FieldValue::I32(-70000));
-        t.push("i", FieldValue::U32(4_000_000_000));
-        t.push("l", FieldValue::I64(-5_000_000_000));
-        t.push("f", FieldValue::F32(1.5));
-        t.push("d", FieldValue::F64(-2.25));
-        t.push(
-            "D",
-            FieldValue::Decimal {
-                scale: 2,
-                value: 12345,
-            },
-        );
-        t.push(
-            "S",
-            FieldValue::LongString(Bytes::from_static(b"\xffbinary")),
-        );
-        t.push("x", FieldValue::ByteArray(Bytes::from_static(b"\x00\x01")));
-        t.push("T", FieldValue::Timestamp(1_700_000_000));
-        t.push("V", FieldValue::Void);
-        t.push("F", FieldValue::Table(inner));
-        t.push(
-            "A",
-            FieldValue::Array(vec![FieldValue::string("a"), FieldValue::Array(vec![])]),
-        );
-        t.push("dup", FieldValue::I8(1));
-        t.push("dup", FieldValue::I8(2));
-        t
-    }
 
     #[test]
     fn every_type_round_trips_in_order() {
