@@ -47,30 +47,9 @@ impl ContentHeader {
 #[cfg(test)]
 mod tests {
     use bytes::{BufMut, BytesMut};
-    use ferrymq_core::message::{FieldTable, FieldValue};
+    use ferrymq_core::message::wire::all_properties;
 
     use super::*;
-
-    fn all_properties() -> Properties {
-        let mut headers = FieldTable::new();
-        headers.push("k", FieldValue::string("v"));
-        Properties {
-            content_type: Some("application/json".into()),
-            content_encoding: Some("utf-8".into()),
-            headers: Some(headers),
-            delivery_mode: Some(2),
-            priority: Some(7),
-            correlation_id: Some("corr".into()),
-            reply_to: Some("amq.rabbitmq.reply-to".into()),
-            expiration: Some("60000".into()),
-            message_id: Some("id-1".into()),
-            timestamp: Some(1_700_000_000),
-            kind: Some("type".into()),
-            user_id: Some("guest".into()),
-            app_id: Some("app".into()),
-            cluster_id: Some("cluster".into()),
-        }
-    }
 
     fn header_payload(props: &Properties, body_size: u64) -> Bytes {
         let mut out = BytesMut::new();

@@ -96,44 +96,7 @@ fn to_amqp_value(value: &FieldValue) -> AMQPValue {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn every_type() -> FieldTable {
-        let mut inner = FieldTable::new();
-        inner.push("n", FieldValue::I32(-1));
-        let mut t = FieldTable::new();
-        t.push("t", FieldValue::Bool(true));
-        t.push("b", FieldValue::I8(-2));
-        t.push("B", FieldValue::U8(250));
-        t.push("s", FieldValue::I16(-300));
-        t.push("u", FieldValue::U16(60000));
-        t.push("I", FieldValue::I32(-70000));
-        t.push("i", FieldValue::U32(4_000_000_000));
-        t.push("l", FieldValue::I64(-5_000_000_000));
-        t.push("f", FieldValue::F32(1.5));
-        t.push("d", FieldValue::F64(-2.25));
-        t.push(
-            "D",
-            FieldValue::Decimal {
-                scale: 2,
-                value: 12345,
-            },
-        );
-        t.push(
-            "S",
-            FieldValue::LongString(Bytes::from_static(b"\xffbinary")),
-        );
-        t.push("x", FieldValue::ByteArray(Bytes::from_static(b"\x00\x01")));
-        t.push("T", FieldValue::Timestamp(1_700_000_000));
-        t.push("V", FieldValue::Void);
-        t.push("F", FieldValue::Table(inner));
-        t.push(
-            "A",
-            FieldValue::Array(vec![FieldValue::string("a"), FieldValue::Array(vec![])]),
-        );
-        t.push("dup", FieldValue::I8(1));
-        t.push("dup", FieldValue::I8(2));
-        t
-    }
+    use ferrymq_core::message::wire::every_type;
 
     #[test]
     fn amq_protocol_tables_convert_both_ways() {

@@ -419,9 +419,9 @@ pub fn encode_properties(p: &Properties, out: &mut BytesMut) {
 }
 
 /// A table holding one value of every type, a nested table and array, and a repeated key
-/// (tests across the crate).
-#[cfg(test)]
-pub(crate) fn every_type() -> FieldTable {
+/// (tests, here and in the frontends).
+#[cfg(any(test, feature = "test-support"))]
+pub fn every_type() -> FieldTable {
     let mut inner = FieldTable::new();
     inner.push("n", FieldValue::I32(-1));
     let mut t = FieldTable::new();
@@ -457,6 +457,29 @@ pub(crate) fn every_type() -> FieldTable {
     t.push("dup", FieldValue::I8(1));
     t.push("dup", FieldValue::I8(2));
     t
+}
+
+/// A property list with every property set (tests, here and in the frontends).
+#[cfg(any(test, feature = "test-support"))]
+pub fn all_properties() -> Properties {
+    let mut headers = FieldTable::new();
+    headers.push("k", FieldValue::string("v"));
+    Properties {
+        content_type: Some("application/json".into()),
+        content_encoding: Some("utf-8".into()),
+        headers: Some(headers),
+        delivery_mode: Some(2),
+        priority: Some(7),
+        correlation_id: Some("corr".into()),
+        reply_to: Some("amq.rabbitmq.reply-to".into()),
+        expiration: Some("60000".into()),
+        message_id: Some("id-1".into()),
+        timestamp: Some(1_700_000_000),
+        kind: Some("type".into()),
+        user_id: Some("guest".into()),
+        app_id: Some("app".into()),
+        cluster_id: Some("cluster".into()),
+    }
 }
 
 #[cfg(test)]
@@ -518,27 +541,6 @@ mod tests {
         put_short_string(&mut out, &"é".repeat(200));
         assert_eq!(out[0], 254);
         assert!(std::str::from_utf8(&out[1..]).is_ok());
-    }
-
-    fn all_properties() -> Properties {
-        let mut headers = FieldTable::new();
-        headers.push("k", FieldValue::string("v"));
-        Properties {
-            content_type: Some("application/json".into()),
-            content_encoding: Some("utf-8".into()),
-            headers: Some(headers),
-            delivery_mode: Some(2),
-            priority: Some(7),
-            correlation_id: Some("corr".into()),
-            reply_to: Some("amq.rabbitmq.reply-to".into()),
-            expiration: Some("60000".into()),
-            message_id: Some("id-1".into()),
-            timestamp: Some(1_700_000_000),
-            kind: Some("type".into()),
-            user_id: Some("guest".into()),
-            app_id: Some("app".into()),
-            cluster_id: Some("cluster".into()),
-        }
     }
 
     #[test]
