@@ -6,11 +6,11 @@
     reason = "test setup: any failure must fail the test"
 )]
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+mod common;
 
-use ferrymq_amqp::{AmqpConfig, AmqpContext, serve_connection};
-use ferrymq_core::{Broker, BrokerConfig};
+use std::net::SocketAddr;
+
+use ferrymq_amqp::AmqpConfig;
 use futures_lite::StreamExt;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
@@ -18,40 +18,6 @@ use lapin::options::{
 };
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{BasicProperties, Connection, ConnectionProperties};
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
-
-struct Server {
-    addr: SocketAddr,
-    shutdown: CancellationToken,
-    _dir: tempfile::TempDir,
-}
-
-async fn server() -> Server {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let broker = Broker::open(BrokerConfig::with_data_dir(dir.path())).expect("broker");
-    let ctx = AmqpContext::new(broker, AmqpConfig::default());
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let shutdown = CancellationToken::new();
-    let token = shutdown.clone();
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                accepted = listener.accept() => {
-                    let Ok((socket, peer)) = accepted else { return };
-                    tokio::spawn(serve_connection(socket, peer, Arc::clone(&ctx), token.clone()));
-                }
-                () = token.cancelled() => return,
-            }
-        }
-    });
-    Server {
-        addr,
-        shutdown,
-        _dir: dir,
-    }
-}
 
 async fn connect(addr: SocketAddr) -> Connection {
     Connection::connect(
@@ -64,7 +30,7 @@ async fn connect(addr: SocketAddr) -> Connection {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lapin_publishes_with_confirms_and_consumes_with_acks() {
-    let server = server().await;
+    let server = common::server("127.0.0.1:0", AmqpConfig::default()).await;
     let conn = connect(server.addr).await;
     let ch = conn.create_channel().await.expect("channel");
     ch.queue_declare(
