@@ -47,7 +47,11 @@
 //!
 //! - Appends are vectored file writes (`writev`) at the end of the active segment: a full disk
 //!   or an I/O error comes back as an error and poisons the log, where a store through a
-//!   writable mapping would kill the process with SIGBUS.
+//!   writable mapping would kill the process with SIGBUS. Ahead of the entries the file is
+//!   extended with zeros in aligned 64 KiB blocks, so the entries' writes, which end
+//!   mid-page, land in pages already in the page cache as large folios: 1.5-1.9x faster
+//!   appends and fsyncs (see `writer`). The active file is thus up to 64 KiB longer than
+//!   its entries; sealing and closing cut the zeros, recovery cuts them silently.
 //! - Reads go through a read-only mapping of each segment; payloads are `Bytes` slices of it
 //!   (`Bytes::from_owner`), so a fetch hands the stored bytes to the socket without copying.
 //!   The active segment is mapped with room to grow; readers never look past its committed
@@ -74,10 +78,12 @@
 //! Durability:
 //! - Everything below [`Log::durable_offset`] is on disk. [`Log::sync_to`] waits for that
 //!   under every policy; the policy says who calls it (see [`FsyncPolicy`]).
-//! - Rolling a segment fsyncs it and the directory before the next segment takes writes, so
-//!   only the last segment can have a torn tail. Recovery truncates that tail to the last
-//!   whole entry and reports it; damage in any other segment is an error naming the file and
-//!   byte position.
+//! - Rolling a segment cuts it to its entries and fsyncs it and the directory before the next
+//!   segment takes writes, so only the last segment can have a torn tail or zeros after its
+//!   entries. Recovery reads an all-zero remainder after the last whole entry as the end (an
+//!   entry header is never all zeros) and cuts it silently; anything else there is a torn
+//!   tail, cut back to the last whole entry and reported; damage in any other segment is an
+//!   error naming the file and byte position.
 //! - A failed write or fsync poisons the log: every later append and sync fails with
 //!   [`LogError::Poisoned`] (after a failed fsync the kernel may have dropped the dirty
 //!   pages, so retrying could report data durable that is not). Reads keep working. Reopen

@@ -220,9 +220,16 @@ impl Log {
         Ok(())
     }
 
-    /// Syncs everything and closes the log. Fails if the log is poisoned.
+    /// Cuts the zeros written ahead of the entries, syncs everything and closes the log.
+    /// Fails if the log is poisoned.
     pub fn close(self) -> Result<(), LogError> {
-        self.flush()
+        let cut = {
+            let mut writer = lock(&self.writer);
+            let path = writer.active.path.clone();
+            writer.cut_padding().map_err(|e| LogError::io(&path, e))
+        };
+        self.flush()?;
+        cut
     }
 
     /// Removes every file of the log and its directory. Payloads already read stay valid.

@@ -1,6 +1,12 @@
 //! Opening a log directory: find the segments, trust or rebuild sealed segments' indexes, scan
 //! the last segment and truncate a torn tail.
 //!
+//! The last segment may end in zeros: the writer extends the file with zeros ahead of its
+//! entries (see `writer`), and a crash leaves them. An entry header is never all zeros, so
+//! when everything from the first undecodable position on is zero, that position is the clean
+//! end of the log and the zeros are cut off without a report. Anything else there is a torn
+//! write, reported.
+//!
 //! Sealed segments were fsynced before their successor was created, so damage in one is real
 //! corruption and an error. Their `.log` bytes are trusted when both index files are whole and
 //! agree with the file's length (reads still verify every checksum); otherwise the segment is
@@ -29,7 +35,8 @@ pub struct Recovery {
     pub segments: usize,
     /// Whole entries verified by scanning (the last segment and any rebuilt ones).
     pub entries_scanned: u64,
-    /// The torn tail cut off the last segment, if any.
+    /// The torn tail cut off the last segment, if any (zeros written ahead of the last entry
+    /// are not a torn tail: they are cut off silently).
     pub truncated: Option<Truncation>,
     /// Sealed segments whose indexes were rebuilt, and why.
     pub indexes_rebuilt: Vec<RebuiltIndex>,
@@ -48,7 +55,8 @@ pub struct Truncation {
     pub path: PathBuf,
     /// The length it was cut back to: the end of its last whole entry.
     pub position: u64,
-    /// Bytes removed.
+    /// Bytes removed from the file (after a crash this includes the zeros that had been
+    /// written ahead of the torn entry).
     pub bytes_dropped: u64,
     /// What was found at `position`.
     pub damage: Damage,
@@ -380,10 +388,19 @@ fn load_last(
     } else {
         let map = segment::map(&file, len).map_err(io)?;
         match check_segment_header(&map, base) {
-            Ok(()) => Some(scan(&map, base, config.index_interval_bytes)),
+            Ok(()) => {
+                let mut scanned = scan(&map, base, config.index_interval_bytes);
+                if let Some((position, _)) = scanned.damage
+                    && all_zeros(map.get(usize::try_from(position).unwrap_or(usize::MAX)..))
+                {
+                    // The zeros the writer wrote ahead of its entries: the clean end.
+                    scanned.damage = None;
+                }
+                Some(scanned)
+            }
             // The file's length reached the disk but its first bytes did not: still nothing
             // but a created file.
-            Err(damage) if map.iter().all(|&b| b == 0) => {
+            Err(damage) if all_zeros(Some(&map[..])) => {
                 let t = Truncation {
                     path: path.clone(),
                     position: 0,
@@ -409,7 +426,6 @@ fn load_last(
         }
     };
     if let Some((position, damage)) = scanned.damage.clone() {
-        file.set_len(scanned.valid_len).map_err(io)?;
         let bytes_dropped = len - scanned.valid_len;
         report.truncated = Some(Truncation {
             path: path.clone(),
@@ -417,6 +433,11 @@ fn load_last(
             bytes_dropped,
             damage,
         });
+    }
+    // Cut the torn tail or the zeros written ahead: entries written from here on must not be
+    // followed by leftovers of writes that never became whole.
+    if len > scanned.valid_len {
+        file.set_len(scanned.valid_len).map_err(io)?;
     }
     // Whatever the page cache held from before a crash is made durable now, so everything
     // recovered counts as durable.
@@ -441,5 +462,15 @@ fn load_last(
         file,
         position: scanned.valid_len,
         cursor: scanned.cursor,
+    })
+}
+
+/// Whether `bytes` is present and all zeros.
+fn all_zeros(bytes: Option<&[u8]>) -> bool {
+    // OR-ing whole chunks vectorizes; `any` on bytes does not.
+    bytes.is_some_and(|bytes| {
+        bytes
+            .chunks(4096)
+            .all(|chunk| chunk.iter().fold(0u8, |acc, &b| acc | b) == 0)
     })
 }

@@ -494,6 +494,7 @@ fn failed_write_poisons_and_reopen_drops_the_partial_entry() {
     let dir = tempfile::tempdir().unwrap();
     let log = open(dir.path(), small());
     fill(&log, 3);
+    let end = log.segments().last().unwrap().size_bytes;
     log.fail_writes.store(true, Ordering::Relaxed);
     let err = log
         .append(&[Entry {
@@ -519,10 +520,46 @@ fn failed_write_poisons_and_reopen_drops_the_partial_entry() {
     drop(log);
     let (log, recovery) = Log::open(dir.path(), small()).unwrap();
     let truncated = recovery.truncated.unwrap();
-    assert_eq!(truncated.bytes_dropped, (28 + 10) / 2);
+    // Half the entry landed, followed by the zeros written ahead of it: all of it goes.
+    assert_eq!(truncated.position, end);
+    assert!(truncated.bytes_dropped >= (28 + 10) / 2, "{truncated:?}");
+    let path = dir.path().join(format!("{:020}.log", 0));
+    assert_eq!(fs::metadata(path).unwrap().len(), end);
     assert_eq!(log.next_offset(), 3);
     fill(&log, 1);
     assert_eq!(payloads(&log, 2), ["entry-2", "entry-3"]);
+}
+
+#[test]
+fn zeros_written_ahead_are_cut_at_roll_close_and_after_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |base: u64| dir.path().join(format!("{base:020}.log"));
+    let len = |base: u64| fs::metadata(path(base)).unwrap().len();
+    let log = open(dir.path(), small());
+    fill(&log, 3);
+    let used = log.segments()[0].size_bytes;
+    assert_eq!(len(0), 64 * 1024, "zeros up to the next 64 KiB boundary");
+    assert_eq!(
+        log.read(0, usize::MAX).unwrap().len(),
+        3,
+        "readers see entries only"
+    );
+    log.roll().unwrap();
+    assert_eq!(len(0), used, "sealed: cut back to its entries");
+    fill(&log, 2);
+    let used = log.segments().last().unwrap().size_bytes;
+    log.close().unwrap();
+    assert_eq!(len(3), used, "closed: cut back to its entries");
+    // A crash leaves the zeros; the next open cuts them without reporting damage.
+    let log = open(dir.path(), small());
+    fill(&log, 1);
+    let used = log.segments().last().unwrap().size_bytes;
+    std::mem::forget(log);
+    assert!(len(3) > used);
+    let (log, recovery) = Log::open(dir.path(), small()).unwrap();
+    assert_eq!(recovery.truncated, None, "{recovery}");
+    assert_eq!(len(3), used);
+    assert_eq!(payloads(&log, 0).len(), 6);
 }
 
 #[test]

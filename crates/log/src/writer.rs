@@ -1,7 +1,18 @@
 //! The append path: one writer at a time, entries written with vectored writes, then published.
+//!
+//! Ahead of the entries the file is extended with zeros, one aligned block of `PAD` bytes at a
+//! time (`Writer::pad`). The entries' own writes end wherever an entry ends, mid-page; writing
+//! into pages the zeros already brought into the page cache, as large aligned folios, is
+//! cheaper for the kernel than having each write allocate the pages it reaches, and so is
+//! writing them back: in measurements (docs/benchmarks.md) appends ran 1.7x faster under
+//! `Never` and fsynced 1.5x more bytes per second under `Always`. The file is therefore up to
+//! one block longer than its entries while it is written; an entry header is never all zeros,
+//! so recovery reads zeros after the last entry as its clean end and cuts them, and sealing a
+//! segment or closing the log cuts them first.
 
 use std::fs::File;
 use std::io::{self, IoSlice, Write as _};
+use std::os::unix::fs::FileExt as _;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, MutexGuard};
 use std::time::Instant;
@@ -12,12 +23,18 @@ use crate::index::{IndexCursor, Points, SegmentIndex, SegmentSummary};
 use crate::segment::{self, Segment};
 use crate::{Appended, Entry, Log, LogError, meta};
 
+/// Bytes of zeros written ahead of the entries at a time, at offsets that are multiples of it.
+const PAD: u64 = 64 * 1024;
+static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
+
 /// State guarded by the writer lock.
 pub(crate) struct Writer {
     pub(crate) active: Arc<Segment>,
     pub(crate) file: Arc<File>,
     /// End of the last whole entry in the active file (the file cursor stands here).
     pub(crate) position: u64,
+    /// Length of the active file: `position` plus the zeros written ahead of it.
+    padded: u64,
     pub(crate) next: u64,
     pub(crate) cursor: IndexCursor,
     /// When the active segment received its first entry (since open), for `segment_age`.
@@ -39,6 +56,7 @@ impl Writer {
             active,
             file,
             position,
+            padded: position,
             cursor,
             first_write,
             headers: Vec::new(),
@@ -48,6 +66,28 @@ impl Writer {
 
     fn is_empty(&self) -> bool {
         self.position == SEGMENT_HEADER_LEN as u64
+    }
+
+    /// Extends the file with zeros to the first multiple of `PAD` at or past `end`, in blocks
+    /// that start at multiples of `PAD`. A full disk fails here, before any entry byte.
+    fn pad(&mut self, end: u64) -> io::Result<()> {
+        while self.padded < end {
+            let block_end = (self.padded / PAD + 1) * PAD;
+            let len = usize::try_from(block_end - self.padded).unwrap_or(ZEROS.len());
+            let zeros = ZEROS.get(..len).unwrap_or(&ZEROS);
+            self.file.write_all_at(zeros, self.padded)?;
+            self.padded = block_end;
+        }
+        Ok(())
+    }
+
+    /// Cuts the zeros written ahead: the file ends at its entries.
+    pub(crate) fn cut_padding(&mut self) -> io::Result<()> {
+        if self.padded > self.position {
+            self.file.set_len(self.position)?;
+            self.padded = self.position;
+        }
+        Ok(())
     }
 
     /// Whether the active segment is older than `segment_age` (read once per append call:
@@ -210,6 +250,8 @@ impl Log {
                     .map(|p| IoSlice::new(p)),
             );
         }
+        w.pad(position)
+            .map_err(|e| self.sync.poison("write", &LogError::io(&w.active.path, e)))?;
         #[cfg(test)]
         if self.fail_writes.load(Ordering::Relaxed) {
             // Simulate a short write followed by ENOSPC: half the bytes land.
@@ -272,6 +314,9 @@ impl Log {
             return Ok(());
         }
         let old = Arc::clone(&w.active);
+        // A sealed segment ends at its entries, durably: only the last one may end in zeros.
+        w.cut_padding()
+            .map_err(|e| poison(LogError::io(&old.path, e)))?;
         self.sync.sync_file(&w.file, &old.path)?;
         let (segment, file) = Segment::create(&self.dir, w.next, capacity).map_err(poison)?;
         meta::sync_dir(&self.dir).map_err(poison)?;
@@ -291,6 +336,7 @@ impl Log {
         w.active = segment;
         w.file = file;
         w.position = SEGMENT_HEADER_LEN as u64;
+        w.padded = w.position;
         w.cursor = IndexCursor::new();
         w.first_write = None;
         Ok(())

@@ -182,6 +182,32 @@ fn truncating_at_every_byte_keeps_exactly_the_whole_entries() {
 }
 
 #[test]
+fn a_write_torn_over_the_zeros_written_ahead_keeps_exactly_the_whole_entries() {
+    // The writer extends the file with zeros up to a 64 KiB boundary before writing entries
+    // into it, so a crash mid-write leaves the entry's first bytes followed by zeros.
+    const PADDED: usize = 64 * 1024;
+    let f = fixture();
+    let bytes = fs::read(&f.last_path).unwrap();
+    let damage_from = f.starts[f.starts.len() - 3];
+    for cut in damage_from..=f.len {
+        let mut torn = bytes[..cut as usize].to_vec();
+        torn.resize(PADDED, 0);
+        let copy = f.damaged_copy(&torn);
+        let (kept, boundary) = f.whole_before(cut);
+        let recovery = reopen_and_continue(copy.path(), &f.written[..kept]);
+        let truncated = recovery.truncated.map(|t| (t.position, t.bytes_dropped));
+        // Nothing to report when what landed of the torn entry is zeros, like the zeros
+        // after it: recovery cannot tell it from an entry never written.
+        let landed = &bytes[boundary as usize..cut as usize];
+        let expected = landed
+            .iter()
+            .any(|&b| b != 0)
+            .then_some((boundary, PADDED as u64 - boundary));
+        assert_eq!(truncated, expected, "cut at {cut}");
+    }
+}
+
+#[test]
 fn corrupting_any_byte_of_the_last_entries_drops_from_that_entry_on() {
     let f = fixture();
     let bytes = fs::read(&f.last_path).unwrap();

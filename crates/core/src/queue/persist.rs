@@ -205,6 +205,12 @@ impl Queue {
     pub(crate) fn compact_now(&self) {
         self.lock().ready.maybe_compact(true);
     }
+
+    /// The end of the entries of the durable store's `log` (see `Store::log_end`; tests).
+    #[cfg(test)]
+    pub(crate) fn store_log_end(&self, log: &str) -> u64 {
+        self.lock().ready.store().map_or(0, |s| s.log_end(log))
+    }
 }
 
 const TICK: Duration = Duration::from_secs(1);

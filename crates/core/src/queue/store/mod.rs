@@ -238,6 +238,18 @@ impl Store {
         &self.dir
     }
 
+    /// Where the next entry of `log` ("messages", "acks" or "index") will start in its
+    /// active segment file: the end of its entries, before any zeros written ahead (tests).
+    #[cfg(test)]
+    pub(crate) fn log_end(&self, log: &str) -> u64 {
+        let log = match log {
+            "messages" => &self.messages,
+            "acks" => &self.acks,
+            _ => &self.index,
+        };
+        log.segments().last().map_or(0, |s| s.size_bytes)
+    }
+
     /// Appends `message`: its offset, and for a persistent message under `fsync = always` the
     /// wait a publisher confirm needs.
     pub(crate) fn append(
