@@ -4,8 +4,8 @@
 //! time (`Writer::pad`). The entries' own writes end wherever an entry ends, mid-page; writing
 //! into pages the zeros already brought into the page cache, as large aligned folios, is
 //! cheaper for the kernel than having each write allocate the pages it reaches, and so is
-//! writing them back: in measurements (docs/benchmarks.md) appends ran 1.7x faster under
-//! `Never` and fsynced 1.5x more bytes per second under `Always`. The file is therefore up to
+//! writing them back: in measurements (docs/benchmarks.md) appends ran 1.5x faster under
+//! `Never` and 1.3-1.9x faster under `Always`. The file is therefore up to
 //! one block longer than its entries while it is written; an entry header is never all zeros,
 //! so recovery reads zeros after the last entry as its clean end and cuts them, and sealing a
 //! segment or closing the log cuts them first.
