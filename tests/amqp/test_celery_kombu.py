@@ -3,20 +3,16 @@ worker process, including countdown tasks: with quorum queues Celery 5.5+ uses R
 native delayed delivery (28 levels of topic exchanges and TTL queues dead-lettering into
 each other); with classic queues the worker holds the message until its ETA."""
 
-import os
-import signal
-import subprocess
 import sys
 import textwrap
-import threading
 import time
-from pathlib import Path
 
 import kombu
 import pytest
 from celery import Celery
 
 from amqp_helpers import unique, amqp_url  # noqa: F401 (fixtures)
+from celery_worker import Worker
 
 APP = """
 from celery import Celery
@@ -47,36 +43,6 @@ def retrying(self):
         raise self.retry()
     return self.request.retries
 """
-
-
-class Worker:
-    """`celery -A tasks worker` in a subprocess, ready once it logs 'ready'."""
-
-    def __init__(self, directory: Path, queue: str):
-        env = {**os.environ, "PYTHONPATH": str(directory)}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "tasks", "worker", "--pool=solo",
-             "--without-gossip", "--without-mingle", "--without-heartbeat",
-             "-Q", queue, "--loglevel=INFO"],
-            cwd=directory, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )
-        self.lines = []
-        self.ready = threading.Event()
-        threading.Thread(target=self._drain, daemon=True).start()
-
-    def _drain(self):
-        for line in self.proc.stdout:
-            self.lines.append(line.rstrip())
-            if " ready." in line:
-                self.ready.set()
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            raise AssertionError("celery worker did not stop:\n" + "\n".join(self.lines[-40:]))
 
 
 @pytest.mark.parametrize("quorum", [False, True], ids=["classic", "quorum-native-delay"])

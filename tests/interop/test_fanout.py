@@ -3,12 +3,8 @@ exchange are also published to it (key as routing key), feeding AMQP work queues
 real Celery worker runs tasks produced by confluent-kafka, across a broker restart."""
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import textwrap
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -17,6 +13,7 @@ import pika
 import pytest
 from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
 
+from celery_worker import Worker
 from conftest import Broker
 from interop_helpers import (  # noqa: F401 (fixtures)
     STREAM, admin, broker, connect, create_topic, produce, producer, unique,
@@ -184,41 +181,6 @@ def record(n):
     with open({done!r}, "a") as f:
         f.write(f"{{n}}\\n")
 """
-
-
-class Worker:
-    """`celery -A tasks worker` in a subprocess, ready once it logs 'ready'."""
-
-    def __init__(self, directory: Path, queue: str):
-        env = {**os.environ, "PYTHONPATH": str(directory)}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "tasks", "worker", "--pool=solo",
-             "--without-gossip", "--without-mingle", "--without-heartbeat",
-             "-Q", queue, "--loglevel=INFO"],
-            cwd=directory, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )
-        self.lines = []
-        self.ready = threading.Event()
-        threading.Thread(target=self._drain, daemon=True).start()
-
-    def _drain(self):
-        for line in self.proc.stdout:
-            self.lines.append(line.rstrip())
-            if " ready." in line:
-                self.ready.set()
-
-    def tail(self):
-        return "\n".join(self.lines[-60:])
-
-    def stop(self, sig=signal.SIGTERM):
-        """SIGTERM: warm shutdown. Once a task has run, Celery 5's solo pool takes ~10 s to
-        exit on SIGTERM or SIGQUIT (against RabbitMQ too); teardown uses SIGKILL."""
-        self.proc.send_signal(sig)
-        try:
-            return self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            raise AssertionError("celery worker did not stop:\n" + self.tail())
 
 
 def celery_task(queue, n):
