@@ -7,6 +7,7 @@
     reason = "test setup: any failure must fail the test"
 )]
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use clap::Parser;
@@ -15,7 +16,7 @@ use ferrymq_core::{Broker, BrokerConfig};
 use ferrymq_kafka::{Ctx, KafkaConfig};
 use ferrymq_perf::Cli;
 use serde_json::Value;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
 struct Server {
@@ -31,6 +32,25 @@ impl Drop for Server {
     }
 }
 
+/// Accepts connections on `listener` until `shutdown`, serving each with `serve`.
+fn accept<F, Fut>(listener: TcpListener, shutdown: &CancellationToken, serve: F)
+where
+    F: Fn(TcpStream, SocketAddr, CancellationToken) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let token = shutdown.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                Ok((s, peer)) = listener.accept() => {
+                    tokio::spawn(serve(s, peer, token.clone()));
+                }
+                () = token.cancelled() => return,
+            }
+        }
+    });
+}
+
 async fn server() -> Server {
     let dir = tempfile::tempdir().expect("tempdir");
     let broker = Broker::open(BrokerConfig::with_data_dir(dir.path())).expect("broker");
@@ -39,16 +59,8 @@ async fn server() -> Server {
     let amqp = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let amqp_addr = amqp.local_addr().expect("addr");
     let amqp_ctx = AmqpContext::new(Arc::clone(&broker), AmqpConfig::default());
-    let token = shutdown.clone();
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                Ok((s, peer)) = amqp.accept() => {
-                    tokio::spawn(ferrymq_amqp::serve_connection(s, peer, Arc::clone(&amqp_ctx), token.clone()));
-                }
-                () = token.cancelled() => return,
-            }
-        }
+    accept(amqp, &shutdown, move |s, peer, token| {
+        ferrymq_amqp::serve_connection(s, peer, Arc::clone(&amqp_ctx), token)
     });
 
     let kafka = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -58,16 +70,8 @@ async fn server() -> Server {
         ..KafkaConfig::default()
     };
     let kafka_ctx = Ctx::new(broker, config, "127.0.0.1", kafka_addr.port()).expect("kafka ctx");
-    let token = shutdown.clone();
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                Ok((s, peer)) = kafka.accept() => {
-                    tokio::spawn(ferrymq_kafka::serve_connection(s, peer, Arc::clone(&kafka_ctx), token.clone()));
-                }
-                () = token.cancelled() => return,
-            }
-        }
+    accept(kafka, &shutdown, move |s, peer, token| {
+        ferrymq_kafka::serve_connection(s, peer, Arc::clone(&kafka_ctx), token)
     });
     Server {
         amqp: format!("amqp://guest:guest@{amqp_addr}/%2f"),
