@@ -1,7 +1,7 @@
 //! The append path: one writer at a time, entries written with vectored writes, then published.
 //!
-//! Ahead of the entries the file is extended with zeros, one aligned block of `PAD` bytes at a
-//! time (`Writer::pad`). The entries' own writes end wherever an entry ends, mid-page; writing
+//! Ahead of the entries the file is extended with zeros to the next multiple of `PAD` bytes
+//! (`Writer::pad`). The entries' own writes end wherever an entry ends, mid-page; writing
 //! into pages the zeros already brought into the page cache, as large aligned folios, is
 //! cheaper for the kernel than having each write allocate the pages it reaches, and so is
 //! writing them back: in measurements (docs/benchmarks.md) appends ran 1.5x faster under
@@ -68,16 +68,24 @@ impl Writer {
         self.position == SEGMENT_HEADER_LEN as u64
     }
 
-    /// Extends the file with zeros to the first multiple of `PAD` at or past `end`, in blocks
-    /// that start at multiples of `PAD`. A full disk fails here, before any entry byte.
+    /// Before entries are written up to `end`: writes zeros over the `PAD` block that `end`
+    /// falls in, from its start (or from the end of the file, if that is further) to its
+    /// end, so the small writes that follow land in pages already cached. Bytes between the
+    /// file's end and that block are left to the entries' own write, which starts there at a
+    /// multiple of `PAD` and, being long, gets large folios anyway: zeroing them first would
+    /// only double the page-cache writes of a large batch.
     fn pad(&mut self, end: u64) -> io::Result<()> {
-        while self.padded < end {
-            let block_end = (self.padded / PAD + 1) * PAD;
-            let len = usize::try_from(block_end - self.padded).unwrap_or(ZEROS.len());
-            let zeros = ZEROS.get(..len).unwrap_or(&ZEROS);
-            self.file.write_all_at(zeros, self.padded)?;
-            self.padded = block_end;
+        if end <= self.padded {
+            return Ok(());
         }
+        let to = end.div_ceil(PAD) * PAD;
+        let from = self.padded.max(end / PAD * PAD);
+        if from < to {
+            let len = usize::try_from(to - from).unwrap_or(ZEROS.len());
+            self.file
+                .write_all_at(ZEROS.get(..len).unwrap_or(&ZEROS), from)?;
+        }
+        self.padded = to;
         Ok(())
     }
 
