@@ -278,9 +278,9 @@ def test_kafka_records_feed_a_celery_worker_across_a_broker_restart(celery):
     # prefetch window (4) of the last tasks before the restart may still be unacknowledged
     # when the broker stops, plus one acknowledgement still on the wire when the broker starts
     # closing the connection (from then on it ignores the client's frames but close-ok, as
-    # AMQP 0-9-1 asks and RabbitMQ does). Their
-    # durable queue gives them back (at-least-once). Nothing else may run twice: the fan-out
-    # resumed where it stopped (a replay from an older position would repeat earlier tasks).
+    # AMQP 0-9-1 asks and RabbitMQ does). Their durable queue gives them back (at-least-once).
+    # Nothing else may run twice: the fan-out resumed where it stopped (a replay from an
+    # older position would repeat earlier tasks).
     twice = sorted(n for n in set(ran) if ran.count(n) > 1)
     assert all(n >= 95 for n in twice) and len(ran) - 200 <= 5, twice
 
