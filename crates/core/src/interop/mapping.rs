@@ -254,20 +254,8 @@ mod tests {
         headers.push("dup", FieldValue::I8(1));
         headers.push("dup", FieldValue::string("again"));
         let properties = Properties {
-            content_type: Some("application/json".into()),
-            content_encoding: Some("utf-8".into()),
             headers: Some(headers),
-            delivery_mode: Some(2),
-            priority: Some(7),
-            correlation_id: Some("corr".into()),
-            reply_to: Some("replies".into()),
-            expiration: Some("60000".into()),
-            message_id: Some("m-1".into()),
-            timestamp: Some(1_700_000_000),
-            kind: Some("order.created".into()),
-            user_id: Some("guest".into()),
-            app_id: Some("shop".into()),
-            cluster_id: Some("c".into()),
+            ..wire::all_properties()
         };
         Message::new(
             "orders",
