@@ -22,6 +22,16 @@ def closed_with(code, action):
     return err.value
 
 
+def get_all(ch, queue):
+    """Every message of `queue`, taken with basic.get and auto-ack: (method, properties, body)."""
+    got = []
+    while True:
+        method, props, body = ch.basic_get(queue, auto_ack=True)
+        if method is None:
+            return got
+        got.append((method, props, body))
+
+
 def declare_world(ch):
     ch.exchange_declare("events", "topic", durable=True,
                         arguments={"alternate-exchange": "unrouted"})
@@ -165,13 +175,9 @@ def test_persistent_messages_survive_with_their_properties_and_order(make_broker
     assert ch.queue_declare("kept", passive=True).method.message_count == len(sent)
     closed_with(404, lambda: conn.channel().queue_declare("volatile", passive=True))
     ch = conn.channel()
-    got = []
-    while True:
-        method, props, body = ch.basic_get("kept", auto_ack=True)
-        if method is None:
-            break
-        assert not method.redelivered
-        got.append((body, props))
+    taken = get_all(ch, "kept")
+    assert not any(method.redelivered for method, _, _ in taken)
+    got = [(body, props) for _, props, body in taken]
     assert [b for b, _ in got] == [b for b, _ in sent]
     for (_, expected), (_, actual) in zip(sent, got):
         for field in ["delivery_mode", "content_type", "correlation_id", "message_id",
@@ -199,11 +205,6 @@ def test_messages_in_flight_come_back_redelivered_after_a_crash(make_broker):
 
     conn = connect(broker)
     ch = conn.channel()
-    got = []
-    while True:
-        method, _, body = ch.basic_get("work", auto_ack=True)
-        if method is None:
-            break
-        got.append((body.decode(), method.redelivered))
+    got = [(body.decode(), method.redelivered) for method, _, body in get_all(ch, "work")]
     assert got == [("m1", True), ("m3", True)] + [(f"m{i}", False) for i in range(4, 10)]
     conn.close()
