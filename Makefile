@@ -74,8 +74,11 @@ $(VENV)/.installed: tests/requirements.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 	touch $@
 
+# install-test-tools: promtool, chromium + chromedriver (Debian) and rabbitmqadmin (crates.io,
+# built once into ~/.cache/ferrymq-tools, outside the clone) for the management-API tests.
 system-deps:
 	scripts/apt-install kcat rabbitmq-server
+	scripts/install-test-tools
 
 clean:
 	$(CARGO) clean

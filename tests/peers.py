@@ -23,20 +23,46 @@ def rabbitmq_available() -> bool:
 
 
 class RabbitMQ:
-    """A private rabbitmq-server node (no plugins). `start()` waits until AMQP accepts a login."""
+    """A private rabbitmq-server node. `start()` waits until AMQP accepts a login.
 
-    def __init__(self, base: Path | None = None):
+    No plugins by default. With `management=True` the rabbitmq_management plugin is enabled on a
+    free loopback port (`http_url`, `http_port`) and `start()` also waits until GET /api/overview
+    answers 200 to guest:guest (guest may log in from loopback only, which this is).
+    `stats_interval_ms` sets `collect_statistics_interval` (RabbitMQ's default: 5000 ms), how
+    often the management plugin refreshes message counts and rates."""
+
+    def __init__(self, base: Path | None = None, management: bool = False,
+                 stats_interval_ms: int | None = None):
         self.base = Path(base or tempfile.mkdtemp(prefix="rabbitmq-"))
         self.port = free_port()
         self.dist_port = free_port()
+        self.management = management
+        self.stats_interval_ms = stats_interval_ms
+        self.http_port = free_port() if management else None
         self.proc = None
+
+    @property
+    def http_url(self) -> str:
+        """The management API's base URL, e.g. http://127.0.0.1:15672 (no trailing slash)."""
+        if not self.management:
+            raise AttributeError("this RabbitMQ was started without management=True")
+        return f"http://127.0.0.1:{self.http_port}"
 
     @property
     def amqp_url(self) -> str:
         return f"amqp://guest:guest@127.0.0.1:{self.port}/%2F"
 
     def start(self, timeout: float = 60.0) -> "RabbitMQ":
-        (self.base / "plugins").write_text("[].\n")
+        if self.management:
+            (self.base / "plugins").write_text("[rabbitmq_management].\n")
+            # RABBITMQ_CONFIG_FILE below names "rabbitmq" without an extension, which RabbitMQ
+            # (3.9+) reads as the new-style (sysctl-like) file rabbitmq.conf.
+            conf = ["management.tcp.ip = 127.0.0.1", f"management.tcp.port = {self.http_port}"]
+            if self.stats_interval_ms is not None:
+                conf.append(f"collect_statistics_interval = {self.stats_interval_ms}")
+            (self.base / "rabbitmq.conf").write_text("\n".join(conf) + "\n")
+        else:
+            (self.base / "plugins").write_text("[].\n")
         env = {
             **os.environ,
             "HOME": str(self.base),
@@ -59,11 +85,25 @@ class RabbitMQ:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"rabbitmq-server exited {self.proc.returncode}")
-            if self._accepts_login():
+            if self._accepts_login() and (not self.management or self._management_ready()):
                 return self
             time.sleep(0.2)
         self.stop()
         raise RuntimeError(f"rabbitmq-server not ready within {timeout}s")
+
+    def _management_ready(self) -> bool:
+        import base64
+        import urllib.request
+
+        request = urllib.request.Request(
+            f"{self.http_url}/api/overview",
+            headers={"Authorization": "Basic " + base64.b64encode(b"guest:guest").decode()},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=2) as response:
+                return response.status == 200
+        except Exception:
+            return False
 
     def _accepts_login(self) -> bool:
         import pika  # imported lazily: peers.py is also used by scripts without a venv

@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use ferrymq_core::auth::UserConfig;
+use ferrymq_auth::UserConfig;
 use serde::{Deserialize, Serialize};
 
 /// The AMQP frontend's configuration (the server composes it as the `[amqp]` section).
@@ -45,7 +45,7 @@ impl Default for AmqpConfig {
             heartbeat: 60,
             frame_max: 131_072,
             channel_max: 2_047,
-            users: vec![UserConfig::new("guest", "guest", &["/"])],
+            users: vec![UserConfig::new("guest", "guest", &["/"]).with_tags(&["administrator"])],
             loopback_users: vec!["guest".to_owned()],
             memory_high_watermark: 0,
             max_message_size: 128 * 1024 * 1024,

@@ -2,11 +2,10 @@
 //! memory alarm, and connection ids.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use ferrymq_auth::UserStore;
 use ferrymq_core::Broker;
-use ferrymq_core::auth::Users;
 use tokio::sync::watch;
 
 use crate::AmqpConfig;
@@ -19,17 +18,31 @@ const MEMORY_SAMPLE: Duration = Duration::from_millis(100);
 pub struct AmqpContext {
     pub broker: Arc<Broker>,
     pub config: AmqpConfig,
-    pub users: Users,
+    /// The broker's users and permissions (shared with the other frontends).
+    pub users: Arc<UserStore>,
     /// `true` while the memory watermark is exceeded (publishers are blocked).
     alarm: watch::Receiver<bool>,
-    next_connection: AtomicU64,
     watermark: u64,
 }
 
 impl AmqpContext {
-    /// Builds the context and starts the memory monitor (requires a tokio runtime).
+    /// Builds the context with the config's users kept in memory (tests, embedding) and
+    /// starts the memory monitor (requires a tokio runtime).
+    ///
+    /// # Panics
+    /// If a configured user cannot be hashed (no random source).
     pub fn new(broker: Arc<Broker>, config: AmqpConfig) -> Arc<Self> {
-        let users = Users::new(&config.users, &config.loopback_users);
+        #[expect(
+            clippy::expect_used,
+            reason = "config users come from code or a validated file"
+        )]
+        let users =
+            UserStore::in_memory(&config.users, &config.loopback_users).expect("configured users");
+        Self::with_users(broker, config, Arc::new(users))
+    }
+
+    /// Builds the context over the broker's user store and starts the memory monitor.
+    pub fn with_users(broker: Arc<Broker>, config: AmqpConfig, users: Arc<UserStore>) -> Arc<Self> {
         let watermark = match config.memory_high_watermark {
             0 => default_watermark(),
             bytes => bytes,
@@ -40,15 +53,10 @@ impl AmqpContext {
             config,
             users,
             alarm,
-            next_connection: AtomicU64::new(1),
             watermark,
         });
         tokio::spawn(monitor_memory(Arc::downgrade(&ctx), alarm_tx));
         ctx
-    }
-
-    pub(crate) fn next_connection_id(&self) -> u64 {
-        self.next_connection.fetch_add(1, Ordering::Relaxed)
     }
 
     pub(crate) fn alarm(&self) -> watch::Receiver<bool> {
@@ -100,6 +108,9 @@ async fn monitor_memory(ctx: std::sync::Weak<AmqpContext>, alarm: watch::Sender<
         };
         let used = ctx.queue_memory();
         let over = used > ctx.watermark;
+        ctx.broker
+            .alarms()
+            .set(ferrymq_core::alarms::Resource::Memory, over);
         if *alarm.borrow() != over {
             if over {
                 tracing::warn!(

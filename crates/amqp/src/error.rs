@@ -127,9 +127,7 @@ impl From<CoreError> for AmqpError {
             | CoreError::InvalidProperty(_) => ReplyCode::PreconditionFailed,
             CoreError::ReservedName { .. }
             | CoreError::ExclusiveConsumer { .. }
-            | CoreError::AccessRefused { .. }
-            | CoreError::LoginRefused { .. }
-            | CoreError::LoopbackOnly { .. } => ReplyCode::AccessRefused,
+            | CoreError::AccessRefused { .. } => ReplyCode::AccessRefused,
             CoreError::ResourceLocked { .. } => ReplyCode::ResourceLocked,
             CoreError::UnknownExchangeType { .. } => ReplyCode::CommandInvalid,
             CoreError::DuplicateConsumerTag { .. }

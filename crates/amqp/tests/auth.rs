@@ -8,7 +8,7 @@ use std::net::{IpAddr, SocketAddr, UdpSocket};
 
 use amq_protocol::protocol::{AMQPClass, connection};
 use ferrymq_amqp::AmqpConfig;
-use ferrymq_core::auth::UserConfig;
+use ferrymq_auth::UserConfig;
 
 use common::{Raw, server};
 

@@ -203,12 +203,6 @@ pub enum Error {
     /// A feature the broker does not offer through this path.
     #[error("{feature} is not supported")]
     Unsupported { feature: String },
-    /// Credentials that do not match a configured user.
-    #[error("login refused for user '{user}'")]
-    LoginRefused { user: String },
-    /// A user connecting from where it may not (guest from a remote address).
-    #[error("user '{user}' can only connect via localhost")]
-    LoopbackOnly { user: String },
     /// A user without permission for a vhost.
     #[error("access to vhost '{vhost}' refused for user '{user}'")]
     VhostAccessRefused { vhost: String, user: String },

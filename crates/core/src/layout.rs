@@ -38,6 +38,16 @@ pub fn partition_dir(data_dir: &Path, vhost: &str, stream: &str, partition: u32)
         .join(partition.to_string())
 }
 
+/// Directory of every stream of `vhost`.
+pub fn vhost_streams_dir(data_dir: &Path, vhost: &str) -> PathBuf {
+    data_dir.join("streams").join(encode_name(vhost))
+}
+
+/// Directory of every durable queue of `vhost`.
+pub fn vhost_queues_dir(data_dir: &Path, vhost: &str) -> PathBuf {
+    data_dir.join("queues").join(encode_name(vhost))
+}
+
 /// Directory of the journal of durable queue `queue` in `vhost`.
 pub fn queue_dir(data_dir: &Path, vhost: &str, queue: &str) -> PathBuf {
     data_dir

@@ -29,22 +29,27 @@
 //! - std `Mutex`/`RwLock` guard short sections that never `.await`; nothing blocking (fsync)
 //!   runs on a runtime worker.
 
-pub mod auth;
+pub mod alarms;
 mod broker;
 mod config;
+pub mod connections;
 mod error;
 pub mod exchange;
 pub mod group;
 pub mod interop;
 pub mod layout;
 pub mod message;
+pub mod metrics;
 pub mod namespace;
 pub mod queue;
 pub mod store;
 pub mod stream;
 mod vhost;
 
+/// Latency histograms (fsync latency is recorded by every log).
+pub use ferrymq_log::histogram;
+
 pub use broker::Broker;
 pub use config::{BrokerConfig, FsyncMode, StorageConfig};
 pub use error::{Error, Mismatch, ResourceKind};
-pub use vhost::VHost;
+pub use vhost::{VHost, VhostMeta};

@@ -1,6 +1,8 @@
 //! A virtual host: one namespace of exchanges, queues and streams.
 
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
+
+use serde::{Deserialize, Serialize};
 
 use crate::exchange::Exchanges;
 use crate::namespace::Namespace;
@@ -8,6 +10,18 @@ use crate::queue::Queues;
 use crate::queue::store::StorageContext;
 use crate::store::DefinitionStore;
 use crate::stream::Streams;
+use crate::{Error, layout};
+
+/// What an operator says about a vhost (RabbitMQ's vhost metadata); recorded with vhosts
+/// created at runtime.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct VhostMeta {
+    pub description: String,
+    pub tags: Vec<String>,
+    /// `x-queue-type` for queues declared without one ("classic" when empty).
+    pub default_queue_type: String,
+}
 
 /// One namespace. Exchanges, queues and streams of different vhosts never see each other.
 #[derive(Debug)]
@@ -24,6 +38,7 @@ pub struct VHost {
     storage: Arc<StorageContext>,
     /// Durable exchanges, queues and bindings are recorded here.
     definitions: Arc<DefinitionStore>,
+    meta: RwLock<VhostMeta>,
 }
 
 impl VHost {
@@ -41,6 +56,7 @@ impl VHost {
             streams,
             storage,
             definitions,
+            meta: RwLock::new(VhostMeta::default()),
         }
     }
 
@@ -66,5 +82,49 @@ impl VHost {
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    pub fn meta(&self) -> VhostMeta {
+        self.meta
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub(crate) fn set_meta(&self, meta: VhostMeta) {
+        *self.meta.write().unwrap_or_else(PoisonError::into_inner) = meta;
+    }
+
+    /// Deletes everything the vhost holds, files included (the vhost is being deleted and is
+    /// no longer reachable by name). Blocking.
+    pub(crate) fn destroy(&self) -> Result<(), Error> {
+        for queue in self.queue_list() {
+            self.remove_queue(&queue);
+        }
+        for exchange in self.exchange_list() {
+            if !exchange.is_default() && !exchange.name().starts_with("amq.") {
+                self.delete_exchange(exchange.name(), false)?;
+            }
+        }
+        let mut result = Ok(());
+        for stream in self.streams.list() {
+            result = result.and(self.streams.delete(stream.name()));
+        }
+        let _ = self.streams.close();
+        // The definitions' removal reaches disk before the files go: a crash in between
+        // must not recover definitions whose files are gone.
+        self.definitions.flush()?;
+        let data_dir = &self.storage.data_dir;
+        for dir in [
+            layout::vhost_streams_dir(data_dir, &self.name),
+            layout::vhost_queues_dir(data_dir, &self.name),
+        ] {
+            if let Err(e) = std::fs::remove_dir_all(&dir)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(dir = %dir.display(), "cannot remove a deleted vhost's files: {e}");
+            }
+        }
+        result
     }
 }

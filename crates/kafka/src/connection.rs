@@ -25,6 +25,10 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Instant;
+
+use ferrymq_core::connections::{Connection, ConnectionInfo, Protocol};
+use ferrymq_core::message::{FieldTable, FieldValue};
 
 use bytes::{Buf, Bytes, BytesMut};
 use kafka_protocol::messages::ApiKey;
@@ -65,6 +69,9 @@ pub struct ConnState {
     pub client_id: Option<StrBytes>,
     /// Cancelled when the broker shuts down; long waits end early on it.
     pub shutdown: CancellationToken,
+    /// The registered connection, for listings and traffic counts (`None` in tests that
+    /// serve in-memory pipes).
+    pub registered: Option<Arc<Connection>>,
 }
 
 enum Outgoing {
@@ -83,8 +90,25 @@ pub async fn serve_connection(
     if let Err(e) = socket.set_nodelay(true) {
         debug!(%peer, "set_nodelay: {e}");
     }
+    let local = socket.local_addr().unwrap_or(peer);
+    let registration = ctx.broker.connections().register(ConnectionInfo {
+        protocol: Protocol::Kafka,
+        peer,
+        local,
+        // Anonymous until SASL exists: Kafka's principal name for it.
+        user: "ANONYMOUS".to_owned(),
+        vhost: ctx.vhost.name().to_owned(),
+        auth_mechanism: String::new(),
+        client_properties: FieldTable::new(),
+        user_provided_name: None,
+        frame_max: ctx.config.max_request_bytes,
+        channel_max: 0,
+        heartbeat: 0,
+    });
     let (reader, writer) = socket.into_split();
-    serve(reader, writer, peer, ctx, shutdown).await;
+    let connection = Arc::clone(registration.connection());
+    serve_registered(reader, writer, peer, ctx, shutdown, Some(connection)).await;
+    drop(registration);
 }
 
 /// [`serve_connection`] over any byte stream halves (tests use in-memory pipes).
@@ -98,15 +122,31 @@ pub async fn serve<R, W>(
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
+    serve_registered(reader, writer, peer, ctx, shutdown, None).await;
+}
+
+async fn serve_registered<R, W>(
+    reader: R,
+    writer: W,
+    peer: SocketAddr,
+    ctx: Arc<Ctx>,
+    shutdown: CancellationToken,
+    registered: Option<Arc<Connection>>,
+) where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
     let (tx, rx) = mpsc::channel(MAX_IN_FLIGHT);
+    let counted = registered.clone();
     let state = ConnState {
         peer,
         client_id: None,
         shutdown,
+        registered,
     };
     tokio::join!(
         read_loop(reader, tx, state, ctx),
-        write_loop(writer, rx, peer)
+        write_loop(writer, rx, peer, counted)
     );
     debug!(%peer, "kafka connection closed");
 }
@@ -143,11 +183,19 @@ async fn read_loop<R: AsyncRead + Unpin>(
         if buf.capacity() == buf.len() {
             buf.reserve(INITIAL_BUFFER);
         }
+        let registered = state.registered.clone();
         let read = tokio::select! {
             biased;
             () = state.shutdown.cancelled() => return,
+            reason = close_requested(registered.as_deref()) => {
+                warn!(peer = %state.peer, %reason, "closing Kafka connection on request");
+                return;
+            }
             read = reader.read_buf(&mut buf) => read,
         };
+        if let (Ok(n), Some(c)) = (&read, &state.registered) {
+            c.counters.received(*n, 0);
+        }
         match read {
             Ok(0) if buf.is_empty() => return,
             Ok(0) => {
@@ -211,10 +259,23 @@ async fn handle_frame(
     let version = request.header.api_version;
     if request.header.client_id.is_some() && state.client_id != request.header.client_id {
         state.client_id.clone_from(&request.header.client_id);
+        if let (Some(c), Some(id)) = (&state.registered, &state.client_id) {
+            let id = id.to_string();
+            c.update(|info| {
+                info.client_properties =
+                    FieldTable::from_iter([("product".to_owned(), FieldValue::string(id))]);
+            });
+        }
     }
+    if let Some(c) = &state.registered {
+        c.counters.received(0, 1);
+    }
+    let api_index = usize::try_from(request.body.api() as i16).unwrap_or(usize::MAX);
+    let started = Instant::now();
     trace!(peer = %state.peer, api = ?request.body.api(), version, correlation_id, "request");
     match api::dispatch(ctx, state, request).await {
         Reply::Now(body) => {
+            ctx.metrics.observe(api_index, started.elapsed());
             send_now(
                 &KafkaResponse {
                     correlation_id,
@@ -228,8 +289,10 @@ async fn handle_frame(
         }
         Reply::Later(future) => {
             let peer = state.peer;
+            let metrics = Arc::clone(&ctx.metrics);
             let task = tokio::spawn(async move {
                 let body = future.await;
+                metrics.observe(api_index, started.elapsed());
                 encode(
                     &KafkaResponse {
                         correlation_id,
@@ -241,7 +304,18 @@ async fn handle_frame(
             });
             tx.send(Outgoing::Pending(task)).await.is_ok()
         }
-        Reply::Nothing => true,
+        Reply::Nothing => {
+            ctx.metrics.observe(api_index, started.elapsed());
+            true
+        }
+    }
+}
+
+/// Resolves once the registered connection is asked to close; never without one.
+async fn close_requested(connection: Option<&Connection>) -> String {
+    match connection {
+        Some(c) => c.close_requested().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -272,6 +346,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     mut writer: W,
     mut rx: mpsc::Receiver<Outgoing>,
     peer: SocketAddr,
+    registered: Option<Arc<Connection>>,
 ) {
     while let Some(outgoing) = rx.recv().await {
         let frame = match outgoing {
@@ -288,6 +363,9 @@ async fn write_loop<W: AsyncWrite + Unpin>(
         if let Err(e) = writer.write_all(&frame).await {
             debug!(%peer, "write: {e}");
             break;
+        }
+        if let Some(c) = &registered {
+            c.counters.sent(frame.len(), 1);
         }
     }
     // Dropping the receiver makes the reader stop at its next send.

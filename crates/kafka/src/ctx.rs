@@ -6,8 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferrymq_core::group::{Coordinator, GroupConfig};
+use ferrymq_core::metrics::RequestMetrics;
 use ferrymq_core::stream::{ProducerIds, StreamDefaults, Streams, TimestampType};
 use ferrymq_core::{Broker, Error, VHost};
+use kafka_protocol::messages::ApiKey;
 
 use crate::KafkaConfig;
 
@@ -23,6 +25,8 @@ pub struct Ctx {
     pub(crate) advertised_host: String,
     pub(crate) advertised_port: i32,
     pub(crate) cluster_id: String,
+    /// Requests and their latency, per API key.
+    pub(crate) metrics: Arc<RequestMetrics>,
 }
 
 /// `segment.ms` default: Kafka's `log.roll.hours` = 168.
@@ -121,6 +125,7 @@ impl Ctx {
             advertised_host: advertised_host.into(),
             advertised_port: i32::from(advertised_port),
             cluster_id,
+            metrics: Arc::new(request_metrics()),
         }))
     }
 
@@ -142,4 +147,23 @@ impl Ctx {
     pub(crate) fn broker(&self) -> &Broker {
         &self.broker
     }
+
+    /// The consumer-group coordinator (for the management API's view of groups).
+    pub fn groups(&self) -> &Arc<Coordinator> {
+        &self.groups
+    }
+
+    /// Request counts and latencies per API key.
+    pub fn metrics(&self) -> &Arc<RequestMetrics> {
+        &self.metrics
+    }
+}
+
+/// One operation per API key, named as Kafka's request metrics name them (`Produce`, ...).
+fn request_metrics() -> RequestMetrics {
+    RequestMetrics::new(ApiKey::iter().filter_map(|key| {
+        usize::try_from(key as i16)
+            .ok()
+            .map(|index| (index, format!("{key:?}")))
+    }))
 }

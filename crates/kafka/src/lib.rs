@@ -43,7 +43,7 @@ pub mod error;
 pub mod frame;
 pub mod header;
 pub mod message;
-mod topic_config;
+pub mod topic_config;
 pub mod versions;
 
 pub use config::KafkaConfig;

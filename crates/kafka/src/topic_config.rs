@@ -553,6 +553,19 @@ pub fn default_value(
     }
 }
 
+/// Every topic config of a topic with `config` and the listener's `defaults`, as
+/// DescribeConfigs reports values (explicit ones, else the default), by name.
+pub fn effective(config: &StreamConfig, defaults: &StreamDefaults) -> Vec<(String, String)> {
+    TOPIC_CONFIGS
+        .iter()
+        .map(|def| {
+            let value =
+                explicit(def, config).unwrap_or_else(|| default_value(def, defaults, defaults).0);
+            (def.name.to_owned(), value)
+        })
+        .collect()
+}
+
 /// The `min.insync.replicas` a topic asks for.
 pub fn min_insync_replicas(config: &StreamConfig) -> i32 {
     config

@@ -94,6 +94,7 @@
 mod config;
 mod entry;
 mod error;
+pub mod histogram;
 mod index;
 mod log;
 mod meta;

@@ -128,8 +128,10 @@ impl Durability {
                 &std::io::Error::other(format!("injected on {}", path.display())),
             ));
         }
-        file.sync_data()
-            .map_err(|e| self.poison("fsync", &LogError::io(path, e)))
+        let started = Instant::now();
+        let result = file.sync_data();
+        crate::histogram::FSYNC_LATENCY.observe(started.elapsed());
+        result.map_err(|e| self.poison("fsync", &LogError::io(path, e)))
     }
 
     pub(crate) fn fsync_count(&self) -> u64 {

@@ -2,7 +2,8 @@
 //! its accept loop, log the ready line, then on SIGINT/SIGTERM shut down in order.
 //!
 //! ```text
-//! lock data_dir -> bind amqp, kafka, http -> spawn accept loops -> "ferrymq ready ..."
+//! lock data_dir -> bind amqp, kafka, http -> open state, users -> load_definitions
+//!   -> spawn accept loops -> "ferrymq ready ..."
 //!   -> signal -> cancel token (stop accepting, connections close politely)
 //!   -> wait for connections (server.shutdown_timeout_ms) -> flush + fsync storage -> unlock
 //! ```
@@ -14,6 +15,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
+use ferrymq_admin::{AdminContext, KafkaView, ListenerInfo};
+use ferrymq_auth::UserStore;
 use ferrymq_core::Broker;
 use tracing::info;
 
@@ -38,6 +41,18 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let amqp = Listener::bind("amqp", config.amqp.listen, config.amqp.max_connections).await?;
     let kafka = Listener::bind("kafka", config.kafka.listen, config.kafka.max_connections).await?;
     let http = Listener::bind("http", config.http.listen, config.http.max_connections).await?;
+    let metrics = if config.metrics.enabled {
+        Some(
+            Listener::bind(
+                "metrics",
+                config.metrics.listen,
+                config.metrics.max_connections,
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
     let addrs = (amqp.local_addr(), kafka.local_addr(), http.local_addr());
     let kafka_advertised = advertised::resolve(&config.kafka.advertised, addrs.1)
         .map_err(|reason| anyhow!("invalid kafka.advertised: {reason}"))?;
@@ -61,6 +76,28 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             .context("cannot start the Kafka frontend")?
     };
 
+    // One user store for every protocol, in the definitions journal; the config seeds it.
+    let users = {
+        let (definitions, config) = (Arc::clone(broker.definitions()), config.clone());
+        let vhosts: Vec<String> = broker
+            .vhosts()
+            .iter()
+            .map(|v| v.name().to_owned())
+            .collect();
+        tokio::task::spawn_blocking(move || {
+            UserStore::open(
+                &definitions,
+                &config.amqp.users,
+                &config.amqp.loopback_users,
+                &vhosts,
+            )
+        })
+        .await
+        .context("opening the user store")?
+        .context("cannot open the user store")?
+    };
+    let users = Arc::new(users);
+
     // Retention for every vhost's streams (on Kafka's schedule: stream queues outside the
     // Kafka vhost are the same logs) and the topic -> exchange fan-out.
     let retention_every =
@@ -71,7 +108,25 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // Frontends: one handler per listener.
     // Accept loops are tracked too: the tracker cannot empty while one may still spawn.
     let tracker = shutdown.tracker.clone();
-    let amqp_ctx = ferrymq_amqp::AmqpContext::new(Arc::clone(&broker), config.amqp.clone());
+    let amqp_ctx = ferrymq_amqp::AmqpContext::with_users(
+        Arc::clone(&broker),
+        config.amqp.clone(),
+        Arc::clone(&users),
+    );
+    let admin = admin_context(
+        &config,
+        &broker,
+        &users,
+        &kafka_ctx,
+        &amqp_ctx,
+        &addrs,
+        metrics.as_ref(),
+    );
+    let admin = Arc::new(admin);
+    ferrymq_admin::start(&admin);
+    if !config.server.load_definitions.as_os_str().is_empty() {
+        load_definitions(&admin, &config.server.load_definitions).await?;
+    }
     let amqp_handler =
         move |s, p, t| ferrymq_amqp::serve_connection(s, p, Arc::clone(&amqp_ctx), t);
     tracker.spawn(amqp.serve(amqp_handler, shutdown.clone()));
@@ -80,13 +135,23 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         move |s, p, t| ferrymq_kafka::serve_connection(s, p, Arc::clone(&ctx), t)
     };
     tracker.spawn(kafka.serve(kafka_handler, shutdown.clone()));
-    let router = http::router();
+    let router = ferrymq_admin::router(Arc::clone(&admin));
     let http_handler = move |s, p, t| http::serve_connection(router.clone(), s, p, t);
     tracker.spawn(http.serve(http_handler, shutdown.clone()));
+    let metrics_addr = match metrics {
+        Some(listener) => {
+            let addr = listener.local_addr();
+            let router = ferrymq_admin::metrics_router(Arc::clone(&admin));
+            let handler = move |s, p, t| http::serve_connection(router.clone(), s, p, t);
+            tracker.spawn(listener.serve(handler, shutdown.clone()));
+            format!(" metrics={addr}")
+        }
+        None => String::new(),
+    };
 
     info!(
         target: READY_TARGET,
-        "ferrymq ready amqp={} kafka={} http={}", addrs.0, addrs.1, addrs.2
+        "ferrymq ready amqp={} kafka={} http={}{metrics_addr}", addrs.0, addrs.1, addrs.2
     );
 
     let signal = signals.recv().await;
@@ -104,8 +169,74 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .shutdown()
         .await
         .context("flushing storage at shutdown")?;
+    drop(admin);
     drop(broker);
     drop(lock);
     info!("ferrymq stopped");
+    Ok(())
+}
+
+/// What the management API knows about this node.
+fn admin_context(
+    config: &Config,
+    broker: &Arc<Broker>,
+    users: &Arc<UserStore>,
+    kafka: &Arc<ferrymq_kafka::Ctx>,
+    amqp: &Arc<ferrymq_amqp::AmqpContext>,
+    addrs: &(
+        std::net::SocketAddr,
+        std::net::SocketAddr,
+        std::net::SocketAddr,
+    ),
+    metrics: Option<&Listener>,
+) -> AdminContext {
+    let host = gethostname::gethostname().to_string_lossy().into_owned();
+    let listener = |protocol: &str, addr: std::net::SocketAddr| ListenerInfo {
+        protocol: protocol.to_owned(),
+        ip: addr.ip().to_string(),
+        port: addr.port(),
+    };
+    let mut listeners = vec![
+        listener("amqp", addrs.0),
+        listener("kafka", addrs.1),
+        listener("http", addrs.2),
+    ];
+    if let Some(m) = metrics {
+        listeners.push(listener("prometheus", m.local_addr()));
+    }
+    let mut ctx = AdminContext::new(
+        Arc::clone(broker),
+        Arc::clone(users),
+        format!("ferrymq@{host}"),
+    )
+    .with_listeners(listeners)
+    .with_kafka(KafkaView {
+        groups: Arc::clone(kafka.groups()),
+        requests: Arc::clone(kafka.metrics()),
+        configs: ferrymq_kafka::topic_config::effective,
+    });
+    ctx.per_object_metrics = config.http.per_object_metrics;
+    ctx.memory_limit = amqp.memory_watermark();
+    ctx.consumer_timeout_ms = config.amqp.consumer_timeout;
+    ctx
+}
+
+/// Imports `path` (RabbitMQ's definitions format) before any listener accepts.
+async fn load_definitions(admin: &Arc<AdminContext>, path: &std::path::Path) -> anyhow::Result<()> {
+    let text = tokio::fs::read(path)
+        .await
+        .with_context(|| format!("cannot read server.load_definitions {}", path.display()))?;
+    let serde_json::Value::Object(defs) = serde_json::from_slice(&text)
+        .with_context(|| format!("server.load_definitions {} is not JSON", path.display()))?
+    else {
+        anyhow::bail!(
+            "server.load_definitions {} is not a JSON object",
+            path.display()
+        );
+    };
+    ferrymq_admin::api::definitions::import(admin, &defs)
+        .await
+        .map_err(|e| anyhow!("importing {}: {}", path.display(), e.reason))?;
+    info!(file = %path.display(), "definitions loaded");
     Ok(())
 }

@@ -1,21 +1,13 @@
-//! The HTTP admin listener: `GET /healthz` now, the management API and metrics later.
-//!
-//! Routing is an axum [`Router`]; each accepted connection is served by hyper's HTTP/1.1
-//! server from [`serve_connection`], so the HTTP listener shares the accept loop, connection
-//! cap and shutdown of the broker's other listeners (see [`crate::listener`]).
-//!
-//! Routes:
-//!
-//! ```text
-//! GET /healthz   200 "ok"    the process is up and its listeners are bound
-//! anything else  404
-//! ```
+//! Serving the HTTP listeners (management API, dashboard, metrics): the routes are
+//! `ferrymq-admin`'s axum [`Router`]; each accepted connection is served by hyper's HTTP/1.1
+//! server from [`serve_connection`], so HTTP shares the accept loop, connection cap and
+//! shutdown of the broker's other listeners (see [`crate::listener`]).
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::Router;
-use axum::routing::get;
+use axum::{Extension, Router};
+use ferrymq_admin::PeerAddr;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpStream;
@@ -25,15 +17,6 @@ use tracing::debug;
 /// A client that has not sent a whole request head by then is disconnected.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The admin routes.
-pub fn router() -> Router {
-    Router::new().route("/healthz", get(healthz))
-}
-
-async fn healthz() -> &'static str {
-    "ok"
-}
-
 /// Serves HTTP/1.1 on one connection until the client leaves or `shutdown` is cancelled; a
 /// request in flight at shutdown is answered (with `Connection: close`) before closing.
 pub async fn serve_connection(
@@ -42,6 +25,8 @@ pub async fn serve_connection(
     peer: SocketAddr,
     shutdown: CancellationToken,
 ) {
+    // Requests learn their peer (loopback-only users may log in from loopback only).
+    let router = router.layer(Extension(PeerAddr(peer)));
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
@@ -62,8 +47,13 @@ pub async fn serve_connection(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::routing::get;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
+
+    fn router() -> Router {
+        Router::new().route("/healthz", get(|| async { "ok" }))
+    }
 
     async fn request(raw: &str) -> String {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -186,6 +186,8 @@ impl Channel {
             exclusive: m.exclusive,
             priority,
             owner: s.conn_id,
+            channel: self.id,
+            arguments: args.clone(),
         };
         if queue_name != REPLY_TO {
             let name = self.queue_name(&queue_name)?;

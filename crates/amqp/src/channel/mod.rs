@@ -209,6 +209,35 @@ impl Channel {
     }
 
     fn handle_method(&mut self, s: &mut Session, method: AMQPClass) -> AmqpResult<()> {
+        if let AMQPClass::Basic(amqp_basic::AMQPMethod::Publish(p)) = method {
+            return self.start_publish(s, p);
+        }
+        let result = self.handle_control(s, method);
+        self.publish_facts();
+        result
+    }
+
+    /// Copies the settings listings show into the shared part (after any non-publish method).
+    fn publish_facts(&self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let facts = &self.shared.facts;
+        facts.prefetch.store(self.prefetch, Relaxed);
+        facts
+            .global_prefetch
+            .store(self.shared_credit.limit(), Relaxed);
+        let consumers =
+            self.consumers.len() + self.stream_consumers.len() + usize::from(self.reply.is_some());
+        facts
+            .consumers
+            .store(u32::try_from(consumers).unwrap_or(u32::MAX), Relaxed);
+        facts.confirm.store(self.confirm.is_some(), Relaxed);
+        facts.transactional.store(self.tx.is_some(), Relaxed);
+        facts
+            .flow_blocked
+            .store(self.shared_credit.is_paused(), Relaxed);
+    }
+
+    fn handle_control(&mut self, s: &mut Session, method: AMQPClass) -> AmqpResult<()> {
         let id = self.id;
         match method {
             AMQPClass::Channel(channel::AMQPMethod::Open(_)) => Err(AmqpError::new(
@@ -235,7 +264,6 @@ impl Channel {
             }
             AMQPClass::Exchange(m) => self.handle_exchange(s, m),
             AMQPClass::Queue(m) => self.handle_queue(s, m),
-            AMQPClass::Basic(amqp_basic::AMQPMethod::Publish(p)) => self.start_publish(s, p),
             AMQPClass::Basic(m) => self.handle_basic(s, m),
             AMQPClass::Confirm(amqp_confirm::AMQPMethod::Select(select)) => {
                 if self.tx.is_some() {

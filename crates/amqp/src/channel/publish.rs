@@ -11,7 +11,7 @@ use amq_protocol::protocol::{AMQPClass, basic, tx};
 use bytes::{Bytes, BytesMut};
 use ferrymq_core::exchange::{Exchange, Routed};
 use ferrymq_core::message::Message;
-use ferrymq_core::queue::{DurabilityWait, Enqueued, REPLY_TO};
+use ferrymq_core::queue::REPLY_TO;
 
 use super::Channel;
 use super::basic::{Settle, settle};
@@ -213,7 +213,7 @@ impl Channel {
             tx.publishes.push((routed, message, publish.mandatory));
             return Ok(());
         }
-        let (rejected, waits) = enqueue(&routed, &message);
+        let (rejected, waits) = routed.enqueue(&message);
         if routed.is_empty() && publish.mandatory {
             self.put_return(s, &message);
         }
@@ -270,7 +270,7 @@ impl Channel {
             tx::AMQPMethod::Commit(_) => {
                 let tx = std::mem::take(self.tx.as_mut().ok_or_else(not_tx)?);
                 for (routed, message, mandatory) in tx.publishes {
-                    let _ = enqueue(&routed, &message);
+                    let _ = routed.enqueue(&message);
                     if routed.is_empty() && mandatory {
                         self.put_return(s, &message);
                     }
@@ -299,27 +299,4 @@ impl Channel {
         }
         Ok(())
     }
-}
-
-/// Offers `message` to every routed queue and appends it to every routed stream: (any
-/// refused it, durability waits).
-fn enqueue(routed: &Routed, message: &Arc<Message>) -> (bool, Vec<DurabilityWait>) {
-    let mut rejected = false;
-    let mut waits = Vec::new();
-    for queue in &routed.queues {
-        match queue.publish(message.clone()) {
-            Enqueued::Accepted { durable } => waits.extend(durable),
-            Enqueued::Rejected => rejected = true,
-        }
-    }
-    for stream in &routed.streams {
-        match stream.append_message(message) {
-            Ok(appended) => waits.extend(appended.durability()),
-            Err(e) => {
-                tracing::warn!(stream = stream.name(), "publish to stream refused: {e}");
-                rejected = true;
-            }
-        }
-    }
-    (rejected, waits)
 }

@@ -10,11 +10,12 @@
 //!   never call into a queue.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use amq_protocol::protocol::{AMQPClass, basic};
 use bytes::BytesMut;
+use ferrymq_core::connections::{ChannelSnapshot, ChannelView};
 use ferrymq_core::message::Message;
 use ferrymq_core::queue::{Consumer, Delivery, DeliverySink, Entry, Queue};
 use tokio::time::Instant;
@@ -58,6 +59,20 @@ pub struct ChannelShared {
     cancel_notify: bool,
     /// Consumers the broker cancelled (queue deleted), for the channel to forget.
     server_cancelled: Mutex<Vec<Arc<Consumer>>>,
+    /// What the channel last published about itself for listings (see [`Facts`]).
+    pub facts: Facts,
+}
+
+/// Settings of a channel, copied here by its reader after each method that may change them,
+/// so listings read them without reaching into the reader's state.
+#[derive(Debug, Default)]
+pub struct Facts {
+    pub prefetch: AtomicU32,
+    pub global_prefetch: AtomicU32,
+    pub consumers: AtomicU32,
+    pub confirm: AtomicBool,
+    pub transactional: AtomicBool,
+    pub flow_blocked: AtomicBool,
 }
 
 impl ChannelShared {
@@ -69,6 +84,7 @@ impl ChannelShared {
             closed: Arc::new(AtomicBool::new(false)),
             cancel_notify,
             server_cancelled: Mutex::new(Vec::new()),
+            facts: Facts::default(),
         })
     }
 
@@ -98,6 +114,23 @@ impl ChannelShared {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner),
         )
+    }
+}
+
+impl ChannelView for ChannelShared {
+    fn snapshot(&self) -> ChannelSnapshot {
+        let f = &self.facts;
+        ChannelSnapshot {
+            number: self.id,
+            prefetch_count: f.prefetch.load(Ordering::Relaxed),
+            global_prefetch_count: f.global_prefetch.load(Ordering::Relaxed),
+            messages_unacknowledged: self.deliveries().unacked.len() as u64,
+            messages_unconfirmed: 0,
+            consumer_count: f.consumers.load(Ordering::Relaxed),
+            confirm: f.confirm.load(Ordering::Relaxed),
+            transactional: f.transactional.load(Ordering::Relaxed),
+            flow_blocked: f.flow_blocked.load(Ordering::Relaxed),
+        }
     }
 }
 

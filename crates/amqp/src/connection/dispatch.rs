@@ -49,12 +49,14 @@ impl Connection {
                         &AMQPClass::Channel(channel::AMQPMethod::CloseOk(channel::CloseOk {})),
                     );
                     channels.remove(&id);
+                    s.registration.connection().remove_channel(id);
                     return Ok(());
                 }
                 // channel.close-ok
                 Some((20, 41)) => {
                     if ch.state == ChannelState::Closing {
                         channels.remove(&id);
+                        s.registration.connection().remove_channel(id);
                     }
                     return Ok(());
                 }
@@ -107,7 +109,11 @@ impl Connection {
                 .on((20, 10)),
             ));
         }
-        channels.insert(id, Channel::new(id, s));
+        let channel = Channel::new(id, s);
+        s.registration
+            .connection()
+            .add_channel(id, channel.shared.clone());
+        channels.insert(id, channel);
         s.send(
             id,
             &AMQPClass::Channel(channel::AMQPMethod::OpenOk(channel::OpenOk {})),
@@ -225,8 +231,9 @@ pub(super) fn method_error(payload: &[u8], error: &MethodError) -> AmqpError {
 }
 
 pub(super) fn cleanup(s: &mut Session, channels: &mut HashMap<u16, Channel>) {
-    for (_, mut ch) in channels.drain() {
+    for (id, mut ch) in channels.drain() {
         ch.cleanup(s);
+        s.registration.connection().remove_channel(id);
     }
     for queue in std::mem::take(&mut s.exclusive) {
         s.vhost.remove_queue(&queue);

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use amq_protocol::protocol::{AMQPClass, connection};
 use bytes::{BufMut, Bytes, BytesMut};
-use ferrymq_core::auth::User;
+use ferrymq_auth::User;
 use ferrymq_core::message::{FieldTable, FieldValue};
 use ferrymq_core::{Error as CoreError, VHost};
 
@@ -85,6 +85,9 @@ pub struct ClientInfo {
     pub blocked_notifications: bool,
     pub cancel_notify: bool,
     pub name: Option<String>,
+    /// start-ok's client properties, for listings.
+    pub properties: FieldTable,
+    pub mechanism: String,
 }
 
 impl ClientInfo {
@@ -102,6 +105,8 @@ impl ClientInfo {
                 .get("connection_name")
                 .and_then(FieldValue::as_str)
                 .map(str::to_owned),
+            properties: properties.clone(),
+            mechanism: String::new(),
         }
     }
 }
@@ -121,8 +126,9 @@ pub fn authenticate(
     start_ok: &connection::StartOk,
     peer: SocketAddr,
 ) -> Result<(Arc<User>, ClientInfo), AuthFailure> {
-    let info = ClientInfo::from_properties(&from_amqp_table(&start_ok.client_properties));
+    let mut info = ClientInfo::from_properties(&from_amqp_table(&start_ok.client_properties));
     let mechanism = start_ok.mechanism.as_str();
+    info.mechanism = mechanism.to_owned();
     let response = Bytes::copy_from_slice(start_ok.response.as_bytes());
     let (user, password) = match mechanism {
         "PLAIN" => parse_plain(&response),
@@ -253,7 +259,7 @@ pub fn open_vhost(ctx: &AmqpContext, user: &User, vhost: &str) -> Result<Arc<VHo
         })
         .on((10, 40))
     })?;
-    if !user.can_access(vhost) {
+    if ctx.users.permission(vhost, &user.name).is_none() {
         return Err(AmqpError::from(CoreError::VhostAccessRefused {
             vhost: vhost.to_owned(),
             user: user.name.clone(),

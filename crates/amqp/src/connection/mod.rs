@@ -35,6 +35,8 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use ferrymq_core::connections::{ConnectionInfo, Counters, Protocol};
+
 use crate::channel::Channel;
 use crate::codec::frame::{AmqpFrame, FRAME_MIN_SIZE, FrameError, FrameKind};
 use crate::codec::method::{decode_method, encode_method, peek_ids};
@@ -60,12 +62,15 @@ pub async fn serve_connection(
     shutdown: CancellationToken,
 ) {
     let _ = socket.set_nodelay(true);
+    let local = socket.local_addr().unwrap_or(peer);
     let (read, write) = socket.into_split();
     let outbox = Outbox::new();
     let writer = tokio::spawn(outbox::run_writer(outbox.clone(), write));
     let mut conn = Connection {
         ctx,
         peer,
+        local,
+        counters: None,
         read,
         buf: BytesMut::with_capacity(8 * 1024),
         outbox: outbox.clone(),
@@ -94,6 +99,8 @@ enum End {
     AuthFailed,
     WriterGone,
     Shutdown,
+    /// Closed from outside (the management API, a deleted vhost).
+    Closed,
 }
 
 impl End {
@@ -110,6 +117,7 @@ impl End {
             Self::AuthFailed => "authentication failed".into(),
             Self::WriterGone => "socket write failed".into(),
             Self::Shutdown => "broker shutting down".into(),
+            Self::Closed => "closed by an operator".into(),
         }
     }
 }
@@ -117,6 +125,9 @@ impl End {
 struct Connection {
     ctx: Arc<AmqpContext>,
     peer: SocketAddr,
+    local: SocketAddr,
+    /// The registered connection's traffic counters, once it is open.
+    counters: Option<Arc<Counters>>,
     read: OwnedReadHalf,
     buf: BytesMut,
     outbox: Arc<Outbox>,
@@ -136,8 +147,11 @@ impl Connection {
         }
         match self.read.read_buf(&mut self.buf).await {
             Ok(0) => Err(End::PeerClosed),
-            Ok(_) => {
+            Ok(n) => {
                 self.last_read = Instant::now();
+                if let Some(counters) = &self.counters {
+                    counters.received(n, 0);
+                }
                 Ok(())
             }
             Err(e) => Err(End::Io(e)),
@@ -287,11 +301,28 @@ impl Connection {
             connection::OpenOk {},
         )));
         let (durable_tx, _) = mpsc::channel(1);
+        let registration = self.ctx.broker.connections().register(ConnectionInfo {
+            protocol: Protocol::Amqp091,
+            peer: self.peer,
+            local: self.local,
+            user: user.name.clone(),
+            vhost: vhost.name().to_owned(),
+            auth_mechanism: info.mechanism.clone(),
+            client_properties: info.properties.clone(),
+            user_provided_name: info.name.clone(),
+            frame_max: tuned.frame_max,
+            channel_max: tuned.channel_max,
+            heartbeat: tuned.heartbeat,
+        });
+        let counters = Arc::clone(&registration.connection().counters);
+        self.outbox.attach_counters(Arc::clone(&counters));
+        self.counters = Some(counters);
         let session = Session {
             ctx: self.ctx.clone(),
             vhost,
             user,
-            conn_id: self.ctx.next_connection_id(),
+            conn_id: registration.id(),
+            registration,
             outbox: self.outbox.clone(),
             exclusive: Vec::new(),
             cancel_notify: info.cancel_notify,
@@ -357,6 +388,7 @@ impl Connection {
         let (durable_tx, mut durable_rx) = mpsc::channel(DURABLE_EVENTS);
         s.durable_tx = durable_tx;
         let mut channels: HashMap<u16, Channel> = HashMap::new();
+        let registered = Arc::clone(s.registration.connection());
         let mut alarm = self.ctx.alarm();
         let mut blocked = false;
         let timeout =
@@ -413,6 +445,7 @@ impl Connection {
             let alarm_on = *alarm.borrow();
             if alarm_on && s.published && !blocked {
                 blocked = true;
+                registered.set_blocked(true);
                 if info.blocked_notifications {
                     self.send0(&AMQPClass::Connection(connection::AMQPMethod::Blocked(
                         connection::Blocked {
@@ -422,6 +455,7 @@ impl Connection {
                 }
             } else if !alarm_on && blocked {
                 blocked = false;
+                registered.set_blocked(false);
                 self.last_read = Instant::now();
                 if info.blocked_notifications {
                     self.send0(&AMQPClass::Connection(connection::AMQPMethod::Unblocked(
@@ -440,8 +474,11 @@ impl Connection {
                 }
                 r = self.read.read_buf(&mut self.buf), if reading => match r {
                     Ok(0) => break End::PeerClosed,
-                    Ok(_) => {
+                    Ok(n) => {
                         self.last_read = Instant::now();
+                        if let Some(counters) = &self.counters {
+                            counters.received(n, 0);
+                        }
                         if self.buf.capacity() - self.buf.len() < 4096 {
                             self.buf.reserve(16 * 1024);
                         }
@@ -474,6 +511,12 @@ impl Connection {
                     }
                 }
                 () = self.outbox.dead.cancelled() => break End::WriterGone,
+                reason = registered.close_requested() => {
+                    cleanup(&mut s, &mut channels);
+                    let error = AmqpError::new(ReplyCode::ConnectionForced, reason);
+                    self.close_with(error).await;
+                    break End::Closed;
+                }
                 () = shutdown.cancelled() => {
                     cleanup(&mut s, &mut channels);
                     let error = AmqpError::new(

@@ -16,10 +16,11 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use ferrymq_core::connections::Counters;
 use ferrymq_core::message::Message;
 use ferrymq_core::queue::Consumer;
 use tokio::io::AsyncWriteExt;
@@ -74,6 +75,8 @@ pub struct Outbox {
     heartbeat_ms: AtomicU64,
     /// Cancelled when the socket can no longer be written (or the writer finished).
     pub dead: CancellationToken,
+    /// The registered connection's traffic counters, once it is open.
+    counters: OnceLock<Arc<Counters>>,
 }
 
 impl Outbox {
@@ -85,7 +88,13 @@ impl Outbox {
             frame_max: AtomicU32::new(FRAME_MIN_SIZE),
             heartbeat_ms: AtomicU64::new(0),
             dead: CancellationToken::new(),
+            counters: OnceLock::new(),
         })
+    }
+
+    /// Counts what the writer sends from now on into `counters`.
+    pub fn attach_counters(&self, counters: Arc<Counters>) {
+        let _ = self.counters.set(counters);
     }
 
     fn lock(&self) -> MutexGuard<'_, Pending> {
@@ -242,6 +251,9 @@ pub async fn run_writer(outbox: Arc<Outbox>, mut socket: OwnedWriteHalf) {
         if !buf.is_empty() && socket.write_all(&buf).await.is_err() {
             outbox.dead.cancel();
             return;
+        }
+        if let Some(counters) = outbox.counters.get() {
+            counters.sent(buf.len(), 1);
         }
         buf.clear();
         if buf.capacity() > 4 * BATCH_BYTES {

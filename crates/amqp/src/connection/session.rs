@@ -4,8 +4,9 @@ use std::sync::Arc;
 
 use amq_protocol::protocol::AMQPClass;
 use bytes::BytesMut;
+use ferrymq_auth::User;
 use ferrymq_core::VHost;
-use ferrymq_core::auth::User;
+use ferrymq_core::connections::Registered;
 use ferrymq_core::queue::{DurabilityWait, Queue};
 use tokio::sync::mpsc;
 
@@ -19,8 +20,10 @@ pub struct Session {
     pub ctx: Arc<AmqpContext>,
     pub vhost: Arc<VHost>,
     pub user: Arc<User>,
-    /// Owner id for exclusive queues and consumers.
+    /// Owner id for exclusive queues and consumers (the registered connection's id).
     pub conn_id: u64,
+    /// The connection as listings see it; deregistered when the session is dropped.
+    pub registration: Registered,
     pub outbox: Arc<Outbox>,
     /// Exclusive queues declared here: deleted when the connection closes.
     pub exclusive: Vec<Arc<Queue>>,

@@ -35,7 +35,7 @@ pub use registry::Exchanges;
 
 use crate::Error;
 use crate::message::{FieldTable, FieldValue, Message};
-use crate::queue::Queue;
+use crate::queue::{DurabilityWait, Enqueued, Queue};
 use crate::stream::Stream;
 
 /// The routing algorithm of an exchange.
@@ -260,6 +260,29 @@ pub struct Routed {
 impl Routed {
     pub fn is_empty(&self) -> bool {
         self.queues.is_empty() && self.streams.is_empty()
+    }
+
+    /// Offers `message` to every routed queue and appends it to every routed stream.
+    /// Returns whether any refused it, and the durability waits a confirm depends on.
+    pub fn enqueue(&self, message: &Arc<Message>) -> (bool, Vec<DurabilityWait>) {
+        let mut rejected = false;
+        let mut waits = Vec::new();
+        for queue in &self.queues {
+            match queue.publish(message.clone()) {
+                Enqueued::Accepted { durable } => waits.extend(durable),
+                Enqueued::Rejected => rejected = true,
+            }
+        }
+        for stream in &self.streams {
+            match stream.append_message(message) {
+                Ok(appended) => waits.extend(appended.durability()),
+                Err(e) => {
+                    tracing::warn!(stream = stream.name(), "publish to stream refused: {e}");
+                    rejected = true;
+                }
+            }
+        }
+        (rejected, waits)
     }
 
     fn push(&mut self, queue: Arc<Queue>) {

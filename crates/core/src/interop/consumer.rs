@@ -512,6 +512,8 @@ mod tests {
             exclusive: false,
             priority: 0,
             owner: 1,
+            channel: 1,
+            arguments: crate::message::FieldTable::new(),
         };
         let consumer = Arc::new(Consumer::new(
             spec,

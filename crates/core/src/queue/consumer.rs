@@ -88,7 +88,7 @@ impl Credit {
     }
 
     /// Whether the credit is paused (channel.flow).
-    pub(crate) fn is_paused(&self) -> bool {
+    pub fn is_paused(&self) -> bool {
         self.paused.load(Ordering::Acquire)
     }
 
@@ -172,7 +172,7 @@ impl Credit {
 }
 
 /// What a consumer asked for in basic.consume.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ConsumerSpec {
     pub tag: String,
     pub no_ack: bool,
@@ -181,6 +181,10 @@ pub struct ConsumerSpec {
     pub priority: i32,
     /// The connection the consumer belongs to.
     pub owner: OwnerId,
+    /// Its channel on that connection (for listings).
+    pub channel: u16,
+    /// basic.consume's arguments, as given (for listings).
+    pub arguments: crate::message::FieldTable,
 }
 
 /// Where a queue hands the deliveries of one consumer (an AMQP channel, in practice).

@@ -80,6 +80,8 @@ impl Queue {
                 store.unacked.insert(entry.seq);
             }
         }
+        self.stats
+            .delivered(consumer.spec.no_ack, entry.redelivered);
         fx.touch(&consumer.sink);
         let sink = consumer.sink.clone();
         sink.deliver(Delivery {
@@ -150,6 +152,7 @@ impl Queue {
 
     /// Republishes dead messages to the dead-letter exchange, if there is one.
     fn dead_letter(self: &Arc<Self>, dead: Vec<(Entry, DeathReason)>) {
+        self.stats.dead_lettered(dead.len() as u64);
         let Some(dlx_name) = self.args.dead_letter_exchange.as_deref() else {
             return;
         };

@@ -38,6 +38,7 @@ mod ops;
 pub(crate) mod persist;
 mod ready;
 mod registry;
+mod stats;
 pub(crate) mod store;
 
 use std::future::Future;
@@ -55,6 +56,7 @@ pub use dead_letter::DeathReason;
 pub use ops::Enqueued;
 pub use ready::Entry;
 pub use registry::{Declared, Queues, REPLY_TO, REPLY_TO_PREFIX};
+pub use stats::{QueueCounts, QueueStats};
 
 use crate::message::FieldTable;
 use crate::{Error, VHost, layout};
@@ -101,6 +103,8 @@ pub struct Queue {
     memory: AtomicU64,
     /// Wakes the TTL / x-expires timer task.
     timer: Arc<Notify>,
+    /// Message counters (bumped under the queue's lock, read without it).
+    stats: QueueStats,
 }
 
 #[derive(Debug)]
@@ -115,6 +119,20 @@ struct State {
     last_used: Instant,
     timer_running: bool,
     deleted: bool,
+}
+
+/// A queue's depth and consumers at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueOverview {
+    pub ready: u64,
+    pub ready_bytes: u64,
+    pub unacked: u64,
+    pub unacked_bytes: u64,
+    pub consumers: u32,
+    /// Consumers that receive (one for single-active-consumer queues).
+    pub active_consumers: u32,
+    /// How long the queue has had no consumer, if it has none.
+    pub idle_since_ms: Option<u64>,
 }
 
 /// Per-entry bookkeeping overhead counted toward memory use.
@@ -200,6 +218,7 @@ impl Queue {
             deleted: AtomicBool::new(false),
             memory: AtomicU64::new(0),
             timer: Arc::new(Notify::new()),
+            stats: QueueStats::default(),
         });
         {
             let mut st = queue.lock();
@@ -267,6 +286,35 @@ impl Queue {
     /// Delivered and not yet acknowledged.
     pub fn unacked_count(&self) -> u64 {
         self.lock().unacked
+    }
+
+    /// Message counters.
+    pub fn stats(&self) -> &QueueStats {
+        &self.stats
+    }
+
+    /// What the management API shows, read under one short lock.
+    pub fn overview(&self) -> QueueOverview {
+        let st = self.lock();
+        QueueOverview {
+            ready: st.ready.len() as u64,
+            ready_bytes: st.ready.bytes(),
+            unacked: st.unacked,
+            unacked_bytes: st.unacked_bytes,
+            consumers: u32::try_from(st.consumers.len()).unwrap_or(u32::MAX),
+            active_consumers: if self.args.single_active_consumer {
+                u32::from(!st.consumers.is_empty())
+            } else {
+                u32::try_from(st.consumers.len()).unwrap_or(u32::MAX)
+            },
+            idle_since_ms: (st.consumers.is_empty())
+                .then(|| u64::try_from(st.last_used.elapsed().as_millis()).unwrap_or(u64::MAX)),
+        }
+    }
+
+    /// The queue's consumers, highest priority first.
+    pub fn consumers(&self) -> Vec<Arc<Consumer>> {
+        self.lock().consumers.clone()
     }
 
     /// Approximate bytes held by the queue's messages.

@@ -112,6 +112,7 @@ impl Queue {
             }
             self.seal(&mut st, &fx);
             self.update_memory(&st);
+            self.stats.published();
             Enqueued::Accepted { durable }
         };
         self.finish(fx);
@@ -211,6 +212,8 @@ impl Queue {
             fx.dead
                 .extend(expired.into_iter().map(|e| (e, DeathReason::Expired)));
             let entry = st.ready.pop_front();
+            self.stats
+                .got(no_ack, entry.as_ref().map(|e| e.redelivered));
             if let Some(entry) = &entry {
                 if !no_ack {
                     st.unacked += 1;
@@ -264,6 +267,7 @@ impl Queue {
     pub fn ack(self: &Arc<Self>, entries: &[Entry]) {
         let mut st = self.lock();
         self.settle(&mut st, entries);
+        self.stats.acked(entries.len() as u64);
         let deleted = st.deleted;
         if let Some(store) = st.ready.store_mut()
             && !deleted

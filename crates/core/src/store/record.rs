@@ -22,10 +22,12 @@ pub enum Kind {
     Stream = 6,
     /// Broker-wide settings and counters (e.g. the next producer id block).
     Setting = 7,
+    /// A user's configure/write/read patterns on one vhost (key `vhost \0 user`).
+    Permission = 8,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 8] = [
         Kind::Vhost,
         Kind::User,
         Kind::Exchange,
@@ -33,6 +35,7 @@ impl Kind {
         Kind::Binding,
         Kind::Stream,
         Kind::Setting,
+        Kind::Permission,
     ];
 
     fn from_byte(byte: u8) -> Option<Kind> {

@@ -39,6 +39,7 @@ pub struct Config {
     pub amqp: ferrymq_amqp::AmqpConfig,
     pub kafka: KafkaConfig,
     pub http: HttpConfig,
+    pub metrics: MetricsConfig,
     pub log: LogConfig,
 }
 
@@ -58,6 +59,9 @@ pub struct ServerConfig {
     pub shutdown_timeout_ms: u64,
     /// Virtual hosts that exist (`/` always does, and so does `kafka.vhost`).
     pub vhosts: Vec<String>,
+    /// A definitions file (RabbitMQ's JSON format) imported at boot, before any listener
+    /// accepts a connection; `""` for none.
+    pub load_definitions: PathBuf,
 }
 
 impl Default for ServerConfig {
@@ -65,6 +69,7 @@ impl Default for ServerConfig {
         Self {
             shutdown_timeout_ms: 5_000,
             vhosts: vec!["/".to_owned()],
+            load_definitions: PathBuf::new(),
         }
     }
 }
@@ -137,12 +142,15 @@ impl StorageConfig {
 /// `[kafka]`: the Kafka frontend's section, owned by the `ferrymq-kafka` crate.
 pub use ferrymq_kafka::KafkaConfig;
 
-/// `[http]`: the HTTP admin listener (`GET /healthz`).
+/// `[http]`: the HTTP listener: management API, dashboard, `/metrics`, `/healthz`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HttpConfig {
     pub listen: SocketAddr,
     pub max_connections: usize,
+    /// `/metrics` labels every queue (as `/metrics/per-object` always does) instead of
+    /// summing queues per vhost.
+    pub per_object_metrics: bool,
 }
 
 impl Default for HttpConfig {
@@ -150,6 +158,27 @@ impl Default for HttpConfig {
         Self {
             listen: SocketAddr::from(([0, 0, 0, 0], 15672)),
             max_connections: 256,
+            per_object_metrics: false,
+        }
+    }
+}
+
+/// `[metrics]`: a listener serving only `/metrics`, where RabbitMQ's prometheus plugin
+/// listens (`:15692`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    pub enabled: bool,
+    pub listen: SocketAddr,
+    pub max_connections: usize,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            listen: SocketAddr::from(([0, 0, 0, 0], 15692)),
+            max_connections: 64,
         }
     }
 }

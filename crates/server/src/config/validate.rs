@@ -45,6 +45,7 @@ impl Config {
             ("amqp.max_connections", self.amqp.max_connections),
             ("kafka.max_connections", self.kafka.max_connections),
             ("http.max_connections", self.http.max_connections),
+            ("metrics.max_connections", self.metrics.max_connections),
         ] {
             // tokio's semaphore caps permits at usize::MAX >> 3.
             if max == 0 || max > usize::MAX >> 3 {

@@ -1,0 +1,265 @@
+//! `/api/users` and `/api/permissions` (administrators), `whoami`-style reads of one's own.
+
+use axum::http::Method;
+use axum::response::Response;
+use ferrymq_auth::{
+    Credentials, HashingAlgorithm, PasswordHash, Patterns, Permission, Tags, User, UserUpdate,
+};
+use ferrymq_core::store::Pending;
+use serde_json::{Map, Value, json};
+
+use super::vhosts::parse_tags;
+use super::{Request, allow, created, json, no_content};
+use crate::context::AdminContext;
+use crate::error::{ApiError, ApiResult};
+
+pub fn render_user(user: &User) -> Value {
+    json!({
+        "name": user.name,
+        "password_hash": user.hash.to_base64(),
+        "hashing_algorithm": user.hash.algorithm().as_str(),
+        "tags": user.tags.as_slice(),
+        "limits": {},
+    })
+}
+
+pub fn render_permission(p: &Permission) -> Value {
+    let patterns = p.patterns();
+    json!({
+        "user": p.user,
+        "vhost": p.vhost,
+        "configure": patterns.configure,
+        "write": patterns.write,
+        "read": patterns.read,
+    })
+}
+
+async fn durable(pending: Option<Pending>) -> ApiResult<()> {
+    if let Some(p) = pending {
+        p.durable().await?;
+    }
+    Ok(())
+}
+
+pub fn list(r: &Request) -> ApiResult<Response> {
+    allow(&r.method, &[Method::GET])?;
+    r.user.require_admin()?;
+    let items = r.ctx.users.users().iter().map(|u| render_user(u)).collect();
+    Ok(json(r.query.apply(items)?.0))
+}
+
+pub fn without_permissions(r: &Request) -> ApiResult<Response> {
+    allow(&r.method, &[Method::GET])?;
+    r.user.require_admin()?;
+    let permissions = r.ctx.users.permissions();
+    let items = r
+        .ctx
+        .users
+        .users()
+        .iter()
+        .filter(|u| !permissions.iter().any(|p| p.user == u.name))
+        .map(|u| render_user(u))
+        .collect();
+    Ok(json(r.query.apply(items)?.0))
+}
+
+/// What a definitions file or a PUT says about a user's password.
+pub fn credentials(body: &Map<String, Value>) -> ApiResult<Credentials> {
+    let algorithm = match body.get("hashing_algorithm").and_then(Value::as_str) {
+        Some(name) => HashingAlgorithm::parse(name)?,
+        None => HashingAlgorithm::default(),
+    };
+    if let Some(password) = body.get("password") {
+        let password = password
+            .as_str()
+            .ok_or_else(|| ApiError::bad_request("password must be a string"))?;
+        return Ok(Credentials::Password {
+            password: password.to_owned(),
+            algorithm,
+        });
+    }
+    if let Some(hash) = body.get("password_hash") {
+        let hash = hash
+            .as_str()
+            .ok_or_else(|| ApiError::bad_request("password_hash must be a string"))?;
+        return Ok(Credentials::Hash(PasswordHash::from_base64(
+            algorithm, hash,
+        )?));
+    }
+    Ok(Credentials::Unchanged)
+}
+
+/// Creates or replaces user `name` from a PUT body or a definitions entry.
+pub fn put_user(
+    ctx: &AdminContext,
+    name: &str,
+    body: &Map<String, Value>,
+) -> ApiResult<(bool, Option<Pending>)> {
+    let Some(tags) = body.get("tags") else {
+        return Err(ApiError::bad_request("tags_not_present"));
+    };
+    let update = UserUpdate {
+        name: name.to_owned(),
+        credentials: credentials(body)?,
+        tags: Tags::new(parse_tags(Some(tags))?),
+    };
+    Ok(ctx.users.put_user(update)?)
+}
+
+pub async fn one(r: &Request, name: &str) -> ApiResult<Response> {
+    allow(&r.method, &[Method::GET, Method::PUT, Method::DELETE])?;
+    r.user.require_admin()?;
+    match r.method {
+        Method::PUT => {
+            let (was_created, pending) = put_user(&r.ctx, name, &r.json()?)?;
+            durable(pending).await?;
+            Ok(created(was_created))
+        }
+        Method::DELETE => match r.ctx.users.delete_user(name)? {
+            None => Err(ApiError::not_found()),
+            Some(pending) => {
+                durable(pending).await?;
+                Ok(no_content())
+            }
+        },
+        _ => {
+            let user = r.ctx.users.user(name).ok_or_else(ApiError::not_found)?;
+            Ok(json(render_user(&user)))
+        }
+    }
+}
+
+/// `POST /api/users/bulk-delete {"users": [...]}`.
+pub async fn bulk_delete(r: &Request) -> ApiResult<Response> {
+    allow(&r.method, &[Method::POST])?;
+    r.user.require_admin()?;
+    let body = r.json()?;
+    let names: Vec<String> = body
+        .get("users")
+        .and_then(Value::as_array)
+        .ok_or_else(|| ApiError::bad_request("[{key_missing,users}]"))?
+        .iter()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect();
+    for name in &names {
+        if r.ctx.users.user(name).is_none() {
+            return Err(ApiError::bad_request(format!("no_such_user: {name}")));
+        }
+    }
+    for name in &names {
+        let _ = r.ctx.users.delete_user(name)?;
+    }
+    r.ctx.broker.definitions().sync_all().durable().await?;
+    Ok(no_content())
+}
+
+pub fn permissions(r: &Request) -> ApiResult<Response> {
+    allow(&r.method, &[Method::GET])?;
+    r.user.require_admin()?;
+    let items = r
+        .ctx
+        .users
+        .permissions()
+        .iter()
+        .map(|p| render_permission(p))
+        .collect();
+    Ok(json(r.query.apply(items)?.0))
+}
+
+pub fn vhost_permissions(r: &Request, vhost: &str) -> ApiResult<Response> {
+    allow(&r.method, &[Method::GET])?;
+    r.user.require_admin()?;
+    if r.ctx.broker.vhost(vhost).is_none() {
+        return Err(ApiError::not_found());
+    }
+    let items = r
+        .ctx
+        .users
+        .permissions()
+        .iter()
+        .filter(|p| p.vhost == vhost)
+        .map(|p| render_permission(p))
+        .collect();
+    Ok(json(r.query.apply(items)?.0))
+}
+
+pub fn user_permissions(r: &Request, user: &str) -> ApiResult<Response> {
+    allow(&r.method, &[Method::GET])?;
+    r.user.require_admin()?;
+    if r.ctx.users.user(user).is_none() {
+        return Err(ApiError::not_found());
+    }
+    let items = r
+        .ctx
+        .users
+        .permissions()
+        .iter()
+        .filter(|p| p.user == user)
+        .map(|p| render_permission(p))
+        .collect();
+    Ok(json(r.query.apply(items)?.0))
+}
+
+/// The three patterns of a PUT body or a definitions entry (each required, as RabbitMQ).
+pub fn patterns(body: &Map<String, Value>) -> ApiResult<Patterns> {
+    let missing: Vec<String> = ["configure", "write", "read"]
+        .iter()
+        .filter(|k| !body.get(**k).is_some_and(Value::is_string))
+        .map(|k| format!("{{key_missing,{k}}}"))
+        .collect();
+    if !missing.is_empty() {
+        return Err(ApiError::bad_request(format!("[{}]", missing.join(","))));
+    }
+    let text = |k: &str| {
+        body.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    Ok(Patterns {
+        configure: text("configure"),
+        write: text("write"),
+        read: text("read"),
+    })
+}
+
+/// Sets `user`'s permissions on `vhost`; both must exist.
+pub fn put_permission(
+    ctx: &AdminContext,
+    vhost: &str,
+    user: &str,
+    body: &Map<String, Value>,
+) -> ApiResult<(bool, Option<Pending>)> {
+    let patterns = patterns(body)?;
+    if ctx.broker.vhost(vhost).is_none() || ctx.users.user(user).is_none() {
+        return Err(ApiError::bad_request("vhost_or_user_not_found"));
+    }
+    Ok(ctx.users.set_permission(vhost, user, patterns)?)
+}
+
+pub async fn permission(r: &Request, vhost: &str, user: &str) -> ApiResult<Response> {
+    allow(&r.method, &[Method::GET, Method::PUT, Method::DELETE])?;
+    r.user.require_admin()?;
+    match r.method {
+        Method::PUT => {
+            let (was_created, pending) = put_permission(&r.ctx, vhost, user, &r.json()?)?;
+            durable(pending).await?;
+            Ok(created(was_created))
+        }
+        Method::DELETE => match r.ctx.users.clear_permission(vhost, user)? {
+            None => Err(ApiError::not_found()),
+            Some(pending) => {
+                durable(pending).await?;
+                Ok(no_content())
+            }
+        },
+        _ => {
+            let p = r
+                .ctx
+                .users
+                .permission(vhost, user)
+                .ok_or_else(ApiError::not_found)?;
+            Ok(json(render_permission(&p)))
+        }
+    }
+}

@@ -1,0 +1,475 @@
+//! The user store: users and permissions in memory, journaled in core's definitions store.
+//!
+//! ```text
+//! Kind::User        key user name            {"name","password_hash","hashing_algorithm","tags"}
+//! Kind::Permission  key vhost \0 user        {"configure","write","read"}
+//! Kind::Setting     key "auth.seeded"        names of config users seeded once already
+//! ```
+//!
+//! Config users are seeded once per data directory: a config user is created on the first
+//! boot that lists it, and from then on the store (changed at runtime) wins. Deleting a
+//! seeded user at runtime keeps it deleted across restarts.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use ferrymq_core::store::{DefinitionStore, Kind, Pending};
+use serde::{Deserialize, Serialize};
+
+use crate::permission::Patterns;
+use crate::{Error, HashingAlgorithm, PasswordHash, Permission, Tags, UserConfig};
+
+const SEEDED_KEY: &str = "auth.seeded";
+
+/// One user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub name: String,
+    pub hash: PasswordHash,
+    pub tags: Tags,
+}
+
+impl User {
+    /// May publish messages whose `user_id` names someone else.
+    pub fn is_impersonator(&self) -> bool {
+        self.tags.is_impersonator()
+    }
+}
+
+/// How a user's password is given when it is created or changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credentials {
+    /// A clear-text password, hashed with the algorithm before it is kept.
+    Password {
+        password: String,
+        algorithm: HashingAlgorithm,
+    },
+    /// A hash as exported by RabbitMQ or ferrymq.
+    Hash(PasswordHash),
+    /// Keep the current password (a new user gets none).
+    Unchanged,
+}
+
+/// A user to create or replace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserUpdate {
+    pub name: String,
+    pub credentials: Credentials,
+    pub tags: Tags,
+}
+
+/// The stored form of a user: RabbitMQ's definitions-file fields.
+#[derive(Debug, Serialize, Deserialize)]
+struct StoredUser {
+    name: String,
+    password_hash: String,
+    hashing_algorithm: HashingAlgorithm,
+    tags: Vec<String>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    users: BTreeMap<String, Arc<User>>,
+    /// (vhost, user) -> permission.
+    permissions: BTreeMap<(String, String), Arc<Permission>>,
+}
+
+/// Users and permissions of one broker.
+#[derive(Debug)]
+pub struct UserStore {
+    /// `None`: kept in memory only (tests, embedding).
+    definitions: Option<Arc<DefinitionStore>>,
+    loopback_only: HashSet<String>,
+    state: RwLock<State>,
+}
+
+fn permission_key(vhost: &str, user: &str) -> String {
+    format!("{vhost}\0{user}")
+}
+
+impl UserStore {
+    /// Loads users and permissions from `definitions`, then seeds the config users that were
+    /// never seeded. `vhosts` are those that exist now (for a config user's `"*"`).
+    pub fn open(
+        definitions: &Arc<DefinitionStore>,
+        seed: &[UserConfig],
+        loopback_only: &[String],
+        vhosts: &[String],
+    ) -> Result<Self, Error> {
+        let mut state = State::default();
+        for name in definitions.keys(Kind::User) {
+            let Some(bytes) = definitions.get(Kind::User, &name) else {
+                continue;
+            };
+            let stored: StoredUser = DefinitionStore::decode_json(Kind::User, &name, &bytes)?;
+            let hash = PasswordHash::from_base64(stored.hashing_algorithm, &stored.password_hash)?;
+            let user = User {
+                name: stored.name,
+                hash,
+                tags: Tags::new(stored.tags),
+            };
+            state.users.insert(name, Arc::new(user));
+        }
+        for key in definitions.keys(Kind::Permission) {
+            let Some(bytes) = definitions.get(Kind::Permission, &key) else {
+                continue;
+            };
+            let Some((vhost, user)) = key.split_once('\0') else {
+                continue;
+            };
+            let patterns: Patterns = DefinitionStore::decode_json(Kind::Permission, &key, &bytes)?;
+            let permission = Permission::new(user, vhost, patterns)?;
+            state
+                .permissions
+                .insert((vhost.to_owned(), user.to_owned()), Arc::new(permission));
+        }
+        let seeded: BTreeSet<String> = match definitions.get(Kind::Setting, SEEDED_KEY) {
+            Some(bytes) => DefinitionStore::decode_json(Kind::Setting, SEEDED_KEY, &bytes)?,
+            None => BTreeSet::new(),
+        };
+        let store = Self {
+            definitions: Some(Arc::clone(definitions)),
+            loopback_only: loopback_only.iter().cloned().collect(),
+            state: RwLock::new(state),
+        };
+        let mut now_seeded = seeded.clone();
+        for config in seed.iter().filter(|c| !seeded.contains(&c.name)) {
+            store.seed(config, vhosts)?;
+            now_seeded.insert(config.name.clone());
+        }
+        if now_seeded != seeded {
+            // Durable with the users it names: the journal keeps order, one sync covers all.
+            let _pending = definitions.put_json(Kind::Setting, SEEDED_KEY, &now_seeded)?;
+        }
+        Ok(store)
+    }
+
+    /// A store that is not persisted, holding the given users.
+    pub fn in_memory(users: &[UserConfig], loopback_only: &[String]) -> Result<Self, Error> {
+        let store = Self {
+            definitions: None,
+            loopback_only: loopback_only.iter().cloned().collect(),
+            state: RwLock::new(State::default()),
+        };
+        let vhosts: Vec<String> = users
+            .iter()
+            .flat_map(|u| u.vhosts.iter().filter(|v| *v != "*").cloned())
+            .collect();
+        for config in users {
+            store.seed(config, &vhosts)?;
+        }
+        Ok(store)
+    }
+
+    fn seed(&self, config: &UserConfig, vhosts: &[String]) -> Result<(), Error> {
+        let _ = self.put_user(UserUpdate {
+            name: config.name.clone(),
+            credentials: Credentials::Password {
+                password: config.password.clone(),
+                algorithm: HashingAlgorithm::Sha256,
+            },
+            tags: Tags::new(config.tags.clone()),
+        })?;
+        let every = config.vhosts.iter().any(|v| v == "*");
+        let targets: Vec<&String> = if every {
+            vhosts.iter().collect()
+        } else {
+            config.vhosts.iter().collect()
+        };
+        for vhost in targets {
+            let _ = self.set_permission(vhost, &config.name, Patterns::all())?;
+        }
+        tracing::info!(user = %config.name, "seeded a user from the configuration");
+        Ok(())
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Checks a name and password. `from_loopback` tells whether the peer is on loopback.
+    pub fn authenticate(
+        &self,
+        name: &str,
+        password: &str,
+        from_loopback: bool,
+    ) -> Result<Arc<User>, Error> {
+        let refused = || Error::LoginRefused {
+            user: name.to_owned(),
+        };
+        let user = self.user(name).ok_or_else(refused)?;
+        if !user.hash.verify(password) {
+            return Err(refused());
+        }
+        if !from_loopback && self.loopback_only.contains(name) {
+            return Err(Error::LoopbackOnly {
+                user: name.to_owned(),
+            });
+        }
+        Ok(user)
+    }
+
+    pub fn is_loopback_only(&self, name: &str) -> bool {
+        self.loopback_only.contains(name)
+    }
+
+    pub fn user(&self, name: &str) -> Option<Arc<User>> {
+        self.read().users.get(name).cloned()
+    }
+
+    /// Every user, by name.
+    pub fn users(&self) -> Vec<Arc<User>> {
+        self.read().users.values().cloned().collect()
+    }
+
+    /// Creates or replaces a user. Returns whether it was created, and the journal write to
+    /// await (`None` for an in-memory store).
+    pub fn put_user(&self, update: UserUpdate) -> Result<(bool, Option<Pending>), Error> {
+        if update.name.is_empty() {
+            return Err(Error::EmptyName);
+        }
+        let hash = match update.credentials {
+            Credentials::Password {
+                password,
+                algorithm,
+            } => Some(PasswordHash::new(algorithm, &password)?),
+            Credentials::Hash(hash) => Some(hash),
+            Credentials::Unchanged => None,
+        };
+        let mut state = self.write();
+        let existing = state.users.get(&update.name).cloned();
+        let hash = hash
+            .or_else(|| existing.as_ref().map(|u| u.hash.clone()))
+            .unwrap_or_else(PasswordHash::none);
+        let user = User {
+            name: update.name.clone(),
+            hash,
+            tags: update.tags,
+        };
+        let pending = match &self.definitions {
+            Some(definitions) => Some(definitions.put_json(
+                Kind::User,
+                &user.name,
+                &StoredUser {
+                    name: user.name.clone(),
+                    password_hash: user.hash.to_base64(),
+                    hashing_algorithm: user.hash.algorithm(),
+                    tags: user.tags.as_slice().to_vec(),
+                },
+            )?),
+            None => None,
+        };
+        state.users.insert(update.name, Arc::new(user));
+        Ok((existing.is_none(), pending))
+    }
+
+    /// Deletes a user and its permissions. `Ok(None)` if there was no such user.
+    pub fn delete_user(&self, name: &str) -> Result<Option<Option<Pending>>, Error> {
+        let mut state = self.write();
+        if state.users.remove(name).is_none() {
+            return Ok(None);
+        }
+        let keys: Vec<(String, String)> = state
+            .permissions
+            .keys()
+            .filter(|(_, user)| user == name)
+            .cloned()
+            .collect();
+        let mut pending = None;
+        for (vhost, user) in keys {
+            state.permissions.remove(&(vhost.clone(), user.clone()));
+            if let Some(definitions) = &self.definitions {
+                pending = definitions
+                    .remove(Kind::Permission, &permission_key(&vhost, &user))?
+                    .or(pending);
+            }
+        }
+        if let Some(definitions) = &self.definitions {
+            pending = definitions.remove(Kind::User, name)?.or(pending);
+        }
+        Ok(Some(pending))
+    }
+
+    /// The permissions of `user` on `vhost`; `None` means no access to that vhost.
+    pub fn permission(&self, vhost: &str, user: &str) -> Option<Arc<Permission>> {
+        self.read()
+            .permissions
+            .get(&(vhost.to_owned(), user.to_owned()))
+            .cloned()
+    }
+
+    /// Every permission, by vhost then user.
+    pub fn permissions(&self) -> Vec<Arc<Permission>> {
+        self.read().permissions.values().cloned().collect()
+    }
+
+    /// Sets `user`'s patterns on `vhost`; the user must exist. Returns whether the permission
+    /// was new.
+    pub fn set_permission(
+        &self,
+        vhost: &str,
+        user: &str,
+        patterns: Patterns,
+    ) -> Result<(bool, Option<Pending>), Error> {
+        let permission = Permission::new(user, vhost, patterns)?;
+        let mut state = self.write();
+        if !state.users.contains_key(user) {
+            return Err(Error::NoSuchUser {
+                user: user.to_owned(),
+            });
+        }
+        let pending = match &self.definitions {
+            Some(definitions) => Some(definitions.put_json(
+                Kind::Permission,
+                &permission_key(vhost, user),
+                permission.patterns(),
+            )?),
+            None => None,
+        };
+        let created = state
+            .permissions
+            .insert((vhost.to_owned(), user.to_owned()), Arc::new(permission))
+            .is_none();
+        Ok((created, pending))
+    }
+
+    /// Removes `user`'s permissions on `vhost`. `Ok(None)` if it had none.
+    pub fn clear_permission(
+        &self,
+        vhost: &str,
+        user: &str,
+    ) -> Result<Option<Option<Pending>>, Error> {
+        let mut state = self.write();
+        if state
+            .permissions
+            .remove(&(vhost.to_owned(), user.to_owned()))
+            .is_none()
+        {
+            return Ok(None);
+        }
+        let pending = match &self.definitions {
+            Some(definitions) => {
+                definitions.remove(Kind::Permission, &permission_key(vhost, user))?
+            }
+            None => None,
+        };
+        Ok(Some(pending))
+    }
+
+    /// Removes every permission on `vhost` (the vhost was deleted).
+    pub fn clear_vhost(&self, vhost: &str) -> Result<(), Error> {
+        let users: Vec<String> = self
+            .read()
+            .permissions
+            .keys()
+            .filter(|(v, _)| v == vhost)
+            .map(|(_, u)| u.clone())
+            .collect();
+        for user in users {
+            let _ = self.clear_permission(vhost, &user)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferrymq_log::LogConfig;
+
+    fn open_store(dir: &std::path::Path, seed: &[UserConfig]) -> (UserStore, Arc<DefinitionStore>) {
+        let (definitions, _) = DefinitionStore::open(dir, &LogConfig::default()).unwrap();
+        let definitions = Arc::new(definitions);
+        let store = UserStore::open(
+            &definitions,
+            seed,
+            &["guest".to_owned()],
+            &["/".to_owned(), "other".to_owned()],
+        )
+        .unwrap();
+        (store, definitions)
+    }
+
+    #[test]
+    fn guest_is_loopback_only_and_passwords_must_match() {
+        let store = UserStore::in_memory(
+            &[
+                UserConfig::new("guest", "guest", &["/"]),
+                UserConfig::new("admin", "pw", &["*"]),
+            ],
+            &["guest".to_owned()],
+        )
+        .unwrap();
+        assert!(store.authenticate("guest", "guest", true).is_ok());
+        assert!(matches!(
+            store.authenticate("guest", "guest", false),
+            Err(Error::LoopbackOnly { .. })
+        ));
+        assert!(matches!(
+            store.authenticate("guest", "gues", true),
+            Err(Error::LoginRefused { .. })
+        ));
+        assert!(matches!(
+            store.authenticate("nobody", "", true),
+            Err(Error::LoginRefused { .. })
+        ));
+        assert!(store.permission("/", "admin").is_some());
+        assert!(store.permission("other", "guest").is_none());
+    }
+
+    #[test]
+    fn users_and_permissions_survive_a_reopen_and_seeding_happens_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let seed = [UserConfig::new("guest", "guest", &["*"]).with_tags(&["administrator"])];
+        {
+            let (store, definitions) = open_store(dir.path(), &seed);
+            assert!(store.permission("other", "guest").is_some());
+            store
+                .put_user(UserUpdate {
+                    name: "app".into(),
+                    credentials: Credentials::Password {
+                        password: "pw".into(),
+                        algorithm: HashingAlgorithm::Sha512,
+                    },
+                    tags: Tags::parse("monitoring"),
+                })
+                .unwrap();
+            store.set_permission("/", "app", Patterns::all()).unwrap();
+            assert!(store.delete_user("guest").unwrap().is_some());
+            definitions.flush().unwrap();
+        }
+        let (store, _) = open_store(dir.path(), &seed);
+        // guest was seeded before and deleted since: it stays deleted.
+        assert!(store.user("guest").is_none());
+        assert!(store.permission("/", "guest").is_none());
+        let app = store.authenticate("app", "pw", false).unwrap();
+        assert!(app.tags.is_monitor());
+        assert_eq!(app.hash.algorithm(), HashingAlgorithm::Sha512);
+        assert!(store.permission("/", "app").is_some());
+    }
+
+    #[test]
+    fn a_permission_needs_a_user_and_updates_keep_the_password() {
+        let store = UserStore::in_memory(&[UserConfig::new("u", "pw", &["/"])], &[]).unwrap();
+        assert!(matches!(
+            store.set_permission("/", "ghost", Patterns::all()),
+            Err(Error::NoSuchUser { .. })
+        ));
+        let (created, _) = store
+            .put_user(UserUpdate {
+                name: "u".into(),
+                credentials: Credentials::Unchanged,
+                tags: Tags::parse("management"),
+            })
+            .unwrap();
+        assert!(!created);
+        assert!(store.authenticate("u", "pw", false).is_ok());
+        store.clear_vhost("/").unwrap();
+        assert!(store.permission("/", "u").is_none());
+        assert!(store.clear_permission("/", "u").unwrap().is_none());
+    }
+}
