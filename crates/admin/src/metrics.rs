@@ -2,13 +2,15 @@
 //!
 //! Names follow RabbitMQ's prometheus plugin (`rabbitmq_*`) where it has an equivalent, so
 //! its Grafana dashboards mostly work, and kafka_exporter's (`kafka_topic_*`,
-//! `kafka_consumergroup_*`) for Kafka. The aggregated form sums queue figures per vhost, so a
-//! scrape stays small with 10,000 queues; the per-object form labels every queue.
+//! `kafka_consumergroup_*`) for Kafka. As RabbitMQ's, the aggregated form sums every queue
+//! into one unlabelled series per figure, so a scrape stays small with 10,000 queues; the
+//! per-object form labels every queue. Per-vhost sums are in both (`ferrymq_vhost_*`).
 //!
 //! ```text
-//! rabbitmq_queue_messages_ready{vhost}            (per-object: {vhost, queue})
-//! rabbitmq_queue_messages_published_total{vhost}  ... delivered, acked, redelivered,
+//! rabbitmq_queue_messages_ready                   (per-object: {vhost, queue})
+//! rabbitmq_queue_messages_published_total         ... delivered, acked, redelivered,
 //!                                                 dead_lettered
+//! ferrymq_vhost_messages_ready{vhost}             the same figures per vhost
 //! rabbitmq_connections, rabbitmq_channels, rabbitmq_queues, rabbitmq_consumers
 //! kafka_topic_partition_current_offset{topic, partition} ... oldest_offset, log size
 //! kafka_consumergroup_current_offset{consumergroup, topic, partition}, ..._lag
@@ -168,7 +170,7 @@ pub fn render(ctx: &AdminContext, per_object: bool) -> String {
             }
         }
         for stream in vhost.streams().list() {
-            let published: u64 = stream.partitions().iter().map(|p| p.log_end_offset()).sum();
+            let published = stream.appended();
             let row = Row {
                 ready: stream.message_count(),
                 consumers: u64::from(stream.reader_count()),
@@ -205,13 +207,28 @@ pub fn render(ctx: &AdminContext, per_object: bool) -> String {
         ],
         1.0,
     );
-    for (name, help, get) in QUEUE_GAUGES.iter().map(|(n, h, g)| (n, h, g)) {
-        w.family(name, "gauge", help);
-        emit(&mut w, name, per_object, &rows, &vhost_rows, *get);
+    let mut overall = Row::default();
+    for row in vhost_rows.values() {
+        overall.add(row);
     }
-    for (name, help, get) in QUEUE_COUNTERS.iter().map(|(n, h, g)| (n, h, g)) {
-        w.family(name, "counter", help);
-        emit(&mut w, name, per_object, &rows, &vhost_rows, *get);
+    let families = QUEUE_GAUGES
+        .iter()
+        .map(|g| (g, "gauge"))
+        .chain(QUEUE_COUNTERS.iter().map(|c| (c, "counter")));
+    for ((name, help, get), kind) in families {
+        w.family(name, kind, help);
+        if per_object {
+            for ((vhost, queue), row) in &rows {
+                w.sample(name, &[("vhost", vhost), ("queue", queue)], get(row) as f64);
+            }
+        } else {
+            w.sample(name, &[], get(&overall) as f64);
+        }
+        let per_vhost = name.replacen("rabbitmq_queue_", "ferrymq_vhost_", 1);
+        w.family(&per_vhost, kind, &format!("{help}, summed per vhost"));
+        for (vhost, row) in &vhost_rows {
+            w.sample(&per_vhost, &[("vhost", vhost)], get(row) as f64);
+        }
     }
     let connections = ctx.broker.connections().list();
     let channels: usize = connections.iter().map(|c| c.channel_count()).sum();
@@ -273,25 +290,6 @@ pub fn render(ctx: &AdminContext, per_object: bool) -> String {
         &FSYNC_LATENCY.snapshot(),
     );
     w.out
-}
-
-fn emit(
-    w: &mut Writer,
-    name: &str,
-    per_object: bool,
-    rows: &BTreeMap<(String, String), Row>,
-    vhost_rows: &BTreeMap<String, Row>,
-    get: fn(&Row) -> u64,
-) {
-    if per_object {
-        for ((vhost, queue), row) in rows {
-            w.sample(name, &[("vhost", vhost), ("queue", queue)], get(row) as f64);
-        }
-    } else {
-        for (vhost, row) in vhost_rows {
-            w.sample(name, &[("vhost", vhost)], get(row) as f64);
-        }
-    }
 }
 
 fn kafka(w: &mut Writer, ctx: &AdminContext) {

@@ -153,7 +153,7 @@ pub fn sample(broker: &Broker) -> HashMap<Key, Sample> {
             );
         }
         for stream in vhost.streams().list() {
-            let published: u64 = stream.partitions().iter().map(|p| p.log_end_offset()).sum();
+            let published = stream.appended();
             let s = Sample {
                 counts: QueueCounts {
                     publish: published,

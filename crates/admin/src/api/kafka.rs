@@ -41,7 +41,7 @@ fn render_topic(r: &Request, vhost: &str, stream: &Stream) -> Value {
         vhost: vhost.to_owned(),
         name: stream.name().to_owned(),
     });
-    let published: u64 = stream.partitions().iter().map(|p| p.log_end_offset()).sum();
+    let published = stream.appended();
     let mut stats = message_stats(
         &ferrymq_core::queue::QueueCounts {
             publish: published,

@@ -80,6 +80,7 @@ pub fn overview(r: &Request) -> ApiResult<Response> {
         for stream in vhost.streams().list() {
             ready += stream.message_count();
             consumers += u64::from(stream.reader_count());
+            counts.publish += stream.appended();
             queues += 1;
         }
         exchanges += vhost.exchange_list().len() as u64;

@@ -103,7 +103,7 @@ pub fn render_stream(r: &Request, vhost: &str, stream: &Stream) -> Value {
     for arg in &stream.config().queue_arguments {
         arguments.insert(arg.name.clone(), argument_json(&arg.kind, &arg.value));
     }
-    let published: u64 = stream.partitions().iter().map(|p| p.log_end_offset()).sum();
+    let published = stream.appended();
     let counts = QueueCounts {
         publish: published,
         ..QueueCounts::default()

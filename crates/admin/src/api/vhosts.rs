@@ -25,6 +25,7 @@ pub fn render(r: &Request, vhost: &VHost) -> Value {
     }
     for stream in vhost.streams().list() {
         ready += stream.message_count();
+        counts.publish += stream.appended();
     }
     let (mut recv, mut send) = (0u64, 0u64);
     let (mut recv_rate, mut send_rate) = (0.0, 0.0);

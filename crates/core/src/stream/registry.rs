@@ -94,6 +94,11 @@ impl Stream {
             .sum()
     }
 
+    /// Records ever appended, over every partition (the sum of their log end offsets).
+    pub fn appended(&self) -> u64 {
+        self.partitions().iter().map(|p| p.log_end_offset()).sum()
+    }
+
     /// The next partition for a record without a key (round-robin).
     pub fn next_unkeyed_partition(&self) -> u32 {
         let n = self.partition_count().max(1);
