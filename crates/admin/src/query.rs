@@ -85,6 +85,14 @@ fn select(item: &Value, columns: &[&str]) -> Value {
     Value::Object(out)
 }
 
+fn out_of_range(page: usize, page_size: usize, len: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "page_out_of_range",
+        format!("Page out of range, page: {page} page size: {page_size}, len: {len}"),
+    )
+}
+
 impl ListQuery {
     /// Applies sort and columns to `items`, and with `page` also the name filter and
     /// pagination (RabbitMQ filters by name only when paginating).
@@ -95,47 +103,22 @@ impl ListQuery {
         if truthy(self.sort_reverse.as_ref()) {
             items.reverse();
         }
-        let columns: Option<Vec<&str>> = self.columns.as_deref().map(|c| {
-            c.split(',')
-                .map(str::trim)
-                .filter(|c| !c.is_empty())
-                .collect()
-        });
-        let shape = |items: Vec<Value>| -> Vec<Value> {
-            match &columns {
-                Some(columns) => items.iter().map(|i| select(i, columns)).collect(),
-                None => items,
-            }
-        };
         let Some(page) = self.page.as_deref() else {
-            return Ok(Json(Value::Array(shape(items))));
+            return Ok(Json(Value::Array(self.shape(items))));
         };
         let (page, page_size) = self.pagination(page)?;
         let total = items.len();
-        if let Some(name) = self.name.as_deref().filter(|n| !n.is_empty()) {
-            let pattern = if truthy(self.use_regex.as_ref()) {
-                name.to_owned()
-            } else {
-                regex::escape(name)
-            };
-            let re = RegexBuilder::new(&pattern)
-                .case_insensitive(true)
-                .build()
-                .map_err(|e| ApiError::bad_request(format!("invalid name regex: {e}")))?;
+        if let Some(filter) = self.name_filter()? {
             items.retain(|item| {
                 item.get("name")
                     .and_then(Value::as_str)
-                    .is_some_and(|n| re.is_match(n))
+                    .is_some_and(|n| filter.is_match(n))
             });
         }
         let filtered = items.len();
         let page_count = filtered.div_ceil(page_size);
         if page > page_count.max(1) {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "page_out_of_range",
-                format!("Page out of range, page: {page} page size: {page_size}, len: {filtered}"),
-            ));
+            return Err(out_of_range(page, page_size, filtered));
         }
         let items: Vec<Value> = items
             .into_iter()
@@ -145,12 +128,95 @@ impl ListQuery {
         Ok(Json(json!({
             "filtered_count": filtered,
             "item_count": items.len(),
-            "items": shape(items),
+            "items": self.shape(items),
             "page": page,
             "page_count": page_count,
             "page_size": page_size,
             "total_count": total,
         })))
+    }
+
+    /// [`Self::apply`] for items that are costly to render: when only a page is wanted and
+    /// the order is by name (or the default order `items` come in), the name filter and the
+    /// page are taken from `items` first and only the page's items are rendered.
+    pub fn apply_lazy<T>(
+        &self,
+        mut items: Vec<T>,
+        name: impl Fn(&T) -> &str,
+        render: impl Fn(&T) -> Value,
+    ) -> ApiResult<Json<Value>> {
+        let by_name = match self.sort.as_deref() {
+            None | Some("") => true,
+            Some("name") => {
+                items.sort_by(|a, b| name(a).cmp(name(b)));
+                true
+            }
+            Some(_) => false,
+        };
+        let Some(page) = self.page.as_deref().filter(|_| by_name) else {
+            return self.apply(items.iter().map(render).collect());
+        };
+        let (page, page_size) = self.pagination(page)?;
+        if truthy(self.sort_reverse.as_ref()) {
+            items.reverse();
+        }
+        let total = items.len();
+        if let Some(filter) = self.name_filter()? {
+            items.retain(|item| filter.is_match(name(item)));
+        }
+        let filtered = items.len();
+        let page_count = filtered.div_ceil(page_size);
+        if page > page_count.max(1) {
+            return Err(out_of_range(page, page_size, filtered));
+        }
+        let rendered: Vec<Value> = items
+            .iter()
+            .skip((page - 1) * page_size)
+            .take(page_size)
+            .map(render)
+            .collect();
+        Ok(Json(json!({
+            "filtered_count": filtered,
+            "item_count": rendered.len(),
+            "items": self.shape(rendered),
+            "page": page,
+            "page_count": page_count,
+            "page_size": page_size,
+            "total_count": total,
+        })))
+    }
+
+    fn columns(&self) -> Option<Vec<&str>> {
+        self.columns.as_deref().map(|c| {
+            c.split(',')
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .collect()
+        })
+    }
+
+    fn shape(&self, items: Vec<Value>) -> Vec<Value> {
+        match self.columns() {
+            Some(columns) => items.iter().map(|i| select(i, &columns)).collect(),
+            None => items,
+        }
+    }
+
+    /// The `name` filter of a page, if any.
+    fn name_filter(&self) -> ApiResult<Option<regex::Regex>> {
+        let Some(name) = self.name.as_deref().filter(|n| !n.is_empty()) else {
+            return Ok(None);
+        };
+        let pattern = if truthy(self.use_regex.as_ref()) {
+            name.to_owned()
+        } else {
+            regex::escape(name)
+        };
+        RegexBuilder::new(&pattern)
+            .case_insensitive(true)
+            .build()
+            .map(Some)
+            .map_err(|e| ApiError::bad_request(format!("invalid name regex: {e}")))
     }
 
     /// `page` and `page_size`, with RabbitMQ's errors.
@@ -215,6 +281,60 @@ mod tests {
         };
         let Json(v) = empty.apply(Vec::new()).unwrap();
         assert_eq!(v["page_count"], 0);
+    }
+
+    #[test]
+    fn lazy_pages_render_only_their_items_and_agree_with_eager_ones() {
+        let names: Vec<String> = (0..50).map(|i| format!("q{i:02}")).collect();
+        let rendered = std::cell::Cell::new(0);
+        let render = |n: &String| {
+            rendered.set(rendered.get() + 1);
+            json!({"name": n, "messages": 1})
+        };
+        for q in [
+            ListQuery {
+                page: Some("2".into()),
+                page_size: Some("10".into()),
+                ..ListQuery::default()
+            },
+            ListQuery {
+                page: Some("1".into()),
+                name: Some("Q1".into()),
+                ..ListQuery::default()
+            },
+            ListQuery {
+                page: Some("1".into()),
+                page_size: Some("10".into()),
+                sort: Some("name".into()),
+                sort_reverse: Some("true".into()),
+                columns: Some("name".into()),
+                ..ListQuery::default()
+            },
+        ] {
+            rendered.set(0);
+            let Json(lazy) = q.apply_lazy(names.clone(), |n| n.as_str(), render).unwrap();
+            assert!(
+                rendered.get() <= 10,
+                "rendered {} for {q:?}",
+                rendered.get()
+            );
+            let Json(eager) = q.apply(names.iter().map(render).collect()).unwrap();
+            assert_eq!(lazy, eager);
+        }
+        let sorted = ListQuery {
+            page: Some("1".into()),
+            sort: Some("messages".into()),
+            ..ListQuery::default()
+        };
+        rendered.set(0);
+        let _ = sorted
+            .apply_lazy(names.clone(), |n| n.as_str(), render)
+            .unwrap();
+        assert_eq!(
+            rendered.get(),
+            50,
+            "sorting by a rendered field renders everything"
+        );
     }
 
     #[test]

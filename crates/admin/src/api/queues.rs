@@ -141,21 +141,39 @@ pub(super) fn argument_json(kind: &str, value: &str) -> Value {
     }
 }
 
-fn render_all(r: &Request, vhost: &VHost) -> Vec<Value> {
-    let mut items: Vec<(String, Value)> = vhost
-        .queue_list()
-        .iter()
-        .map(|q| (q.name().to_owned(), render_queue(r, q)))
-        .collect();
+/// A queue or a stream queue of a listing, rendered only if its page is shown.
+enum Listed {
+    Queue(Arc<Queue>),
+    Stream(String, Arc<Stream>),
+}
+
+impl Listed {
+    fn name(&self) -> &str {
+        match self {
+            Self::Queue(q) => q.name(),
+            Self::Stream(_, s) => s.name(),
+        }
+    }
+
+    fn render(&self, r: &Request) -> Value {
+        match self {
+            Self::Queue(q) => render_queue(r, q),
+            Self::Stream(vhost, s) => render_stream(r, vhost, s),
+        }
+    }
+}
+
+fn listed(vhost: &VHost) -> Vec<Listed> {
+    let mut items: Vec<Listed> = vhost.queue_list().into_iter().map(Listed::Queue).collect();
     items.extend(
         vhost
             .streams()
             .list()
-            .iter()
-            .map(|s| (s.name().to_owned(), render_stream(r, vhost.name(), s))),
+            .into_iter()
+            .map(|s| Listed::Stream(vhost.name().to_owned(), s)),
     );
-    items.sort_by(|a, b| a.0.cmp(&b.0));
-    items.into_iter().map(|(_, v)| v).collect()
+    items.sort_by(|a, b| a.name().cmp(b.name()));
+    items
 }
 
 pub fn list(r: &Request, vhost: Option<&str>) -> ApiResult<Response> {
@@ -174,8 +192,12 @@ pub fn list(r: &Request, vhost: Option<&str>) -> ApiResult<Response> {
             .collect(),
     };
     vhosts.sort_by(|a, b| a.name().cmp(b.name()));
-    let items = vhosts.iter().flat_map(|v| render_all(r, v)).collect();
-    Ok(json(r.query.apply(items)?.0))
+    let items: Vec<Listed> = vhosts.iter().flat_map(|v| listed(v)).collect();
+    Ok(json(
+        r.query
+            .apply_lazy(items, Listed::name, |item| item.render(r))?
+            .0,
+    ))
 }
 
 /// A JSON boolean, or the strings RabbitMQ's API also takes.
