@@ -36,14 +36,16 @@ lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-## bench: ferrymq beside RabbitMQ (AMQP A1-A5, Kafka K1-K3, memory, startup) with ferrymq-perf;
-## rewrites the "Brokers" section of docs/benchmarks.md (options: BENCH_ARGS="--help";
+## bench: ferrymq beside RabbitMQ (AMQP A1-A5, Kafka K1-K3, memory, startup) with ferrymq-perf,
+## then the management API and metrics with 10,000 queues (M1, M2);
+## rewrites the generated sections of docs/benchmarks.md (options: BENCH_ARGS="--help";
 ## QUICK=1 for a short run of a few minutes)
 QUICK ?=
 bench: venv
 	scripts/apt-install rabbitmq-server
 	$(CARGO) build --release -p ferrymq -p ferrymq-perf
 	$(VENV)/bin/python scripts/bench.py $(if $(filter-out 0,$(QUICK)),--quick) $(BENCH_ARGS)
+	$(VENV)/bin/python scripts/bench_management.py $(if $(filter-out 0,$(QUICK)),--quick)
 
 ## bench-log: the commit log's criterion benchmarks ("Commit log" in docs/benchmarks.md)
 bench-log:

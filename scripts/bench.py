@@ -164,13 +164,13 @@ def busy_processes(exclude: set[int]) -> list[str]:
 
 
 class Ferrymq:
-    READY = re.compile(r"ferrymq ready amqp=\S+:(\d+) kafka=\S+:(\d+)")
+    READY = re.compile(r"ferrymq ready amqp=\S+:(\d+) kafka=\S+:(\d+) http=\S+:(\d+)")
 
     def __init__(self, data_dir: Path, log_path: Path):
         self.data_dir = data_dir
         self.log_path = log_path
         self.proc = None
-        self.amqp_port = self.kafka_port = None
+        self.amqp_port = self.kafka_port = self.http_port = None
         self.ready_ms = self.amqp_ms = None
 
     def start(self, fresh: bool = True) -> "Ferrymq":
@@ -189,7 +189,7 @@ class Ferrymq:
                 m = self.READY.search(line)
                 if m and not ready.is_set():
                     self.ready_ms = (time.monotonic() - t0) * 1000
-                    self.amqp_port, self.kafka_port = int(m[1]), int(m[2])
+                    self.amqp_port, self.kafka_port, self.http_port = int(m[1]), int(m[2]), int(m[3])
                     ready.set()
             out.close()
 

@@ -32,13 +32,16 @@ class RabbitMQ:
     often the management plugin refreshes message counts and rates."""
 
     def __init__(self, base: Path | None = None, management: bool = False,
-                 stats_interval_ms: int | None = None):
+                 stats_interval_ms: int | None = None, prometheus: bool = False):
         self.base = Path(base or tempfile.mkdtemp(prefix="rabbitmq-"))
         self.port = free_port()
         self.dist_port = free_port()
         self.management = management
         self.stats_interval_ms = stats_interval_ms
         self.http_port = free_port() if management else None
+        # rabbitmq_prometheus serves /metrics on its own port (15692 by default).
+        self.prometheus = prometheus
+        self.prometheus_port = free_port() if prometheus else None
         self.proc = None
 
     @property
@@ -54,10 +57,14 @@ class RabbitMQ:
 
     def start(self, timeout: float = 60.0) -> "RabbitMQ":
         if self.management:
-            (self.base / "plugins").write_text("[rabbitmq_management].\n")
+            plugins = ["rabbitmq_management"] + (["rabbitmq_prometheus"] if self.prometheus else [])
+            (self.base / "plugins").write_text(f"[{','.join(plugins)}].\n")
             # RABBITMQ_CONFIG_FILE below names "rabbitmq" without an extension, which RabbitMQ
             # (3.9+) reads as the new-style (sysctl-like) file rabbitmq.conf.
             conf = ["management.tcp.ip = 127.0.0.1", f"management.tcp.port = {self.http_port}"]
+            if self.prometheus:
+                conf += ["prometheus.tcp.ip = 127.0.0.1",
+                         f"prometheus.tcp.port = {self.prometheus_port}"]
             if self.stats_interval_ms is not None:
                 conf.append(f"collect_statistics_interval = {self.stats_interval_ms}")
             (self.base / "rabbitmq.conf").write_text("\n".join(conf) + "\n")
