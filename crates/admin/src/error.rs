@@ -13,6 +13,10 @@ pub struct ApiError {
     /// RabbitMQ's short error name (`not_found`, `bad_request`, ...).
     pub error: &'static str,
     pub reason: String,
+    /// A reason RabbitMQ gives as a JSON term (`["not_boolean","yes"]`) instead of text.
+    pub reason_json: Option<serde_json::Value>,
+    /// Methods the resource allows (the `Allow` header of a 405), if any.
+    pub allow: String,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -23,7 +27,16 @@ impl ApiError {
             status,
             error,
             reason: reason.into(),
+            reason_json: None,
+            allow: String::new(),
         }
+    }
+
+    /// A 400 whose reason is a JSON term, as RabbitMQ words some (`["not_boolean","yes"]`).
+    pub fn bad_term(term: serde_json::Value) -> Self {
+        let mut e = Self::bad_request(term.to_string());
+        e.reason_json = Some(term);
+        e
     }
 
     pub fn not_found() -> Self {
@@ -49,8 +62,16 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({ "error": self.error, "reason": self.reason });
+        let reason = self
+            .reason_json
+            .unwrap_or(serde_json::Value::String(self.reason));
+        let body = json!({ "error": self.error, "reason": reason });
         let mut response = (self.status, axum::Json(body)).into_response();
+        if !self.allow.is_empty()
+            && let Ok(value) = HeaderValue::from_str(&self.allow)
+        {
+            response.headers_mut().insert(header::ALLOW, value);
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -70,9 +91,8 @@ impl From<ferrymq_core::Error> for ApiError {
             E::NotFound { .. } | E::StreamNotFound { .. } | E::UnknownVhost { .. } => {
                 Self::not_found()
             }
-            E::AccessRefused { .. } | E::ReservedName { .. } => {
-                Self::new(StatusCode::FORBIDDEN, "access_refused", e.to_string())
-            }
+            // RabbitMQ's words for reserved names and the default exchange.
+            E::ReservedName { .. } | E::AccessRefused { .. } => Self::forbidden("Access refused."),
             E::ResourceLocked { .. } => {
                 Self::new(StatusCode::BAD_REQUEST, "bad_request", e.to_string())
             }

@@ -186,6 +186,14 @@ impl ListQuery {
         })))
     }
 
+    /// `columns` applied to one object.
+    pub fn select_one(&self, value: Value) -> Value {
+        match self.columns() {
+            Some(columns) => select(&value, &columns),
+            None => value,
+        }
+    }
+
     fn columns(&self) -> Option<Vec<&str>> {
         self.columns.as_deref().map(|c| {
             c.split(',')

@@ -52,7 +52,7 @@ impl Broker {
             .vhosts
             .iter()
             .chain([&"/".to_owned(), &config.kafka_vhost])
-            .map(|name| (name.clone(), VhostMeta::default()))
+            .map(|name| (name.clone(), VhostMeta::default_for(name)))
             .collect();
         for d in recovered.iter().filter(|d| d.kind == Kind::Vhost) {
             let meta = DefinitionStore::decode_json(Kind::Vhost, &d.key, &d.value)?;

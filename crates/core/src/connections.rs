@@ -182,6 +182,15 @@ impl Connection {
         self.blocked.load(Ordering::Relaxed)
     }
 
+    /// Whether someone asked for it to close: listings no longer show it, as its close
+    /// handshake may take a moment.
+    pub fn is_closing(&self) -> bool {
+        self.close_reason
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some()
+    }
+
     /// Asks the connection's frontend to close it, telling the client `reason`.
     pub fn request_close(&self, reason: &str) {
         *self
@@ -279,13 +288,14 @@ impl Connections {
         }
     }
 
-    /// Every registered connection (a snapshot, in id order).
+    /// Every registered connection not asked to close (a snapshot, in id order).
     pub fn list(&self) -> Vec<Arc<Connection>> {
         let mut list: Vec<Arc<Connection>> = self
             .map
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .values()
+            .filter(|c| !c.is_closing())
             .cloned()
             .collect();
         list.sort_by_key(|c| c.id);
@@ -300,13 +310,13 @@ impl Connections {
             .cloned()
     }
 
-    /// The connection RabbitMQ would call `name`.
+    /// The connection RabbitMQ would call `name`, unless it is closing.
     pub fn by_name(&self, name: &str) -> Option<Arc<Connection>> {
         self.map
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .values()
-            .find(|c| c.name == name)
+            .find(|c| c.name == name && !c.is_closing())
             .cloned()
     }
 
@@ -395,6 +405,11 @@ mod tests {
         let registry = Arc::new(Connections::default());
         let conn = registry.register(info("v"));
         registry.close_vhost("v", "vhost deleted");
+        assert!(
+            registry.list().is_empty(),
+            "a closing connection is not listed"
+        );
+        assert!(registry.by_name(conn.connection().name()).is_none());
         let reason = tokio::time::timeout(
             std::time::Duration::from_secs(5),
             conn.connection().close_requested(),

@@ -23,6 +23,20 @@ pub struct VhostMeta {
     pub default_queue_type: String,
 }
 
+impl VhostMeta {
+    /// What a vhost has before anyone describes it (`/` is RabbitMQ's "Default virtual host").
+    pub fn default_for(name: &str) -> Self {
+        Self {
+            description: if name == "/" {
+                "Default virtual host".to_owned()
+            } else {
+                String::new()
+            },
+            ..Self::default()
+        }
+    }
+}
+
 /// One namespace. Exchanges, queues and streams of different vhosts never see each other.
 #[derive(Debug)]
 pub struct VHost {

@@ -234,7 +234,7 @@ async fn load_definitions(admin: &Arc<AdminContext>, path: &std::path::Path) -> 
             path.display()
         );
     };
-    ferrymq_admin::api::definitions::import(admin, &defs)
+    ferrymq_admin::api::definitions::import(admin, &defs, None)
         .await
         .map_err(|e| anyhow!("importing {}: {}", path.display(), e.reason))?;
     info!(file = %path.display(), "definitions loaded");

@@ -13,7 +13,7 @@ use ferrymq_core::message::FieldTable;
 use ferrymq_core::{Error as CoreError, ResourceKind, VHost};
 use serde_json::{Value, json};
 
-use super::{Request, allow, encode, json, no_content};
+use super::{Request, allow, encode, json, no_content, object};
 use crate::error::{ApiError, ApiResult};
 use crate::json::{json_to_table, table_to_json};
 
@@ -319,7 +319,7 @@ pub async fn one(
         return Err(ApiError::not_found());
     };
     if r.method == Method::GET {
-        return Ok(json(found.render(vhost_name)));
+        return Ok(object(r, found.render(vhost_name)));
     }
     r.user.require_vhost_access(vhost_name)?;
     let owner = owner_for(r, &vhost, kind, destination);

@@ -12,7 +12,7 @@ use ferrymq_core::connections::{ChannelSnapshot, Connection, Protocol};
 use ferrymq_core::queue::Queue;
 use serde_json::{Value, json};
 
-use super::{Request, allow, json, no_content};
+use super::{Request, allow, json, no_content, object};
 use crate::error::{ApiError, ApiResult};
 use crate::json::table_to_json;
 use crate::rates::Key;
@@ -116,7 +116,7 @@ pub fn one(r: &Request, name: &str) -> ApiResult<Response> {
         close(&c, &reason(r));
         return Ok(no_content());
     }
-    Ok(json(render(r, &c)))
+    Ok(object(r, render(r, &c)))
 }
 
 /// `/api/connections/username/{user}`: GET lists, DELETE closes them all.
@@ -222,7 +222,7 @@ pub fn channel(r: &Request, name: &str) -> ApiResult<Response> {
         .into_iter()
         .find(|ch| ch.number == number)
         .ok_or_else(ApiError::not_found)?;
-    Ok(json(render_channel(r, &c, &ch)))
+    Ok(object(r, render_channel(r, &c, &ch)))
 }
 
 /// The consumers of `queue` as `consumer_details` lists them.

@@ -266,8 +266,14 @@ async fn import_objects(
     Ok(())
 }
 
-/// Imports a whole-broker definitions document.
-pub async fn import(ctx: &AdminContext, defs: &Map<String, Value>) -> ApiResult<()> {
+/// Imports a whole-broker definitions document. `creator` (the API caller) gets full
+/// permissions on the vhosts the import creates, as RabbitMQ grants them; the file's own
+/// permissions are applied after.
+pub async fn import(
+    ctx: &AdminContext,
+    defs: &Map<String, Value>,
+    creator: Option<&str>,
+) -> ApiResult<()> {
     for u in list(defs, "users")? {
         let name = text(u, "name", "user")?;
         let mut entry = u.clone();
@@ -280,6 +286,11 @@ pub async fn import(ctx: &AdminContext, defs: &Map<String, Value>) -> ApiResult<
             super::vhosts::apply(ctx, name, v)
                 .await
                 .map_err(on(format!("vhost '{name}'")))?;
+            if let Some(user) = creator.filter(|u| ctx.users.user(u).is_some()) {
+                let _ = ctx
+                    .users
+                    .set_permission(name, user, ferrymq_auth::Patterns::all())?;
+            }
         }
     }
     for p in list(defs, "permissions")? {
@@ -304,7 +315,7 @@ pub async fn all(r: &Request) -> ApiResult<Response> {
     allow(&r.method, &[Method::GET, Method::POST])?;
     r.user.require_admin()?;
     if r.method == Method::POST {
-        import(&r.ctx, &body_object(r)?).await?;
+        import(&r.ctx, &body_object(r)?, Some(r.user.name())).await?;
         return Ok(no_content());
     }
     Ok(json(export(&r.ctx)))

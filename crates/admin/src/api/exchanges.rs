@@ -14,7 +14,7 @@ use ferrymq_core::{Error as CoreError, VHost};
 use serde_json::{Map, Value, json};
 
 use super::queues::flag;
-use super::{Request, allow, created, json, no_content};
+use super::{Request, allow, created, json, no_content, object};
 use crate::error::{ApiError, ApiResult};
 use crate::json::{json_to_properties, json_to_table, table_to_json};
 
@@ -78,7 +78,7 @@ pub async fn declare(vhost: &VHost, name: &str, body: &Map<String, Value>) -> Ap
     let spec = ExchangeSpec {
         name: name.to_owned(),
         kind,
-        durable: flag(body, "durable", true)?,
+        durable: flag(body, "durable", false)?,
         auto_delete: flag(body, "auto_delete", false)?,
         internal: flag(body, "internal", false)?,
         arguments: json_to_table(body.get("arguments"))?,
@@ -134,7 +134,7 @@ pub async fn one(r: &Request, vhost_name: &str, name: &str) -> ApiResult<Respons
             let exchange = vhost
                 .exchange(exchange_name(name))
                 .map_err(|_| ApiError::not_found())?;
-            Ok(json(render(&exchange)))
+            Ok(object(r, render(&exchange)))
         }
     }
 }
@@ -166,9 +166,7 @@ pub async fn publish(r: &Request, vhost_name: &str, name: &str) -> ApiResult<Res
                 .map_err(|e| ApiError::bad_request(format!("payload is not base64: {e}")))?,
         ),
         other => {
-            return Err(ApiError::bad_request(format!(
-                "[\"unsupported_encoding\",\"{other}\"]"
-            )));
+            return Err(ApiError::bad_term(json!(["unsupported_encoding", other])));
         }
     };
     let routing_key = text("routing_key")?.to_owned();

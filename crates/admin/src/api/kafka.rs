@@ -10,7 +10,7 @@ use ferrymq_core::group::GroupDescription;
 use ferrymq_core::stream::Stream;
 use serde_json::{Map, Value, json};
 
-use super::{Request, allow, json};
+use super::{Request, allow, json, object};
 use crate::error::{ApiError, ApiResult};
 use crate::rates::Key;
 use crate::render::{details, message_stats};
@@ -80,7 +80,7 @@ pub fn topics(r: &Request, name: Option<&str>) -> ApiResult<Response> {
     match name {
         Some(name) => {
             let stream = vhost.streams().get(name).ok_or_else(ApiError::not_found)?;
-            Ok(json(render_topic(r, vhost.name(), &stream)))
+            Ok(object(r, render_topic(r, vhost.name(), &stream)))
         }
         None => {
             let mut streams = vhost.streams().list();
@@ -199,7 +199,7 @@ pub fn groups(r: &Request, id: Option<&str>) -> ApiResult<Response> {
             if g.state == ferrymq_core::group::GroupState::Dead {
                 return Err(ApiError::not_found());
             }
-            Ok(json(render_group(r, &vhost, &g)))
+            Ok(object(r, render_group(r, &vhost, &g)))
         }
         None => {
             let items = kafka

@@ -101,6 +101,12 @@ pub fn json(value: Value) -> Response {
     Json(value).into_response()
 }
 
+/// One object, with the request's `columns` applied (RabbitMQ selects fields of single
+/// objects too).
+pub fn object(r: &Request, value: Value) -> Response {
+    json(r.query.select_one(value))
+}
+
 /// 201 when created, 204 when it existed (RabbitMQ's PUT answers).
 pub fn created(created: bool) -> Response {
     if created {
@@ -114,21 +120,22 @@ pub fn no_content() -> Response {
     StatusCode::NO_CONTENT.into_response()
 }
 
-fn method_not_allowed() -> ApiError {
-    ApiError::new(
+/// Answers with 405 and an `Allow` header unless `method` is one of `allowed`.
+pub fn allow(method: &Method, allowed: &[Method]) -> ApiResult<()> {
+    if allowed.contains(method) {
+        return Ok(());
+    }
+    let mut e = ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
         "Method Not Allowed",
-    )
-}
-
-/// Answers with 405 unless `method` is one of `allowed`.
-pub fn allow(method: &Method, allowed: &[Method]) -> ApiResult<()> {
-    if allowed.contains(method) {
-        Ok(())
-    } else {
-        Err(method_not_allowed())
-    }
+    );
+    e.allow = allowed
+        .iter()
+        .map(Method::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    Err(e)
 }
 
 /// Every request under `/api/`.

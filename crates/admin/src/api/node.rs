@@ -9,7 +9,7 @@ use ferrymq_core::message::{Message, Properties};
 use ferrymq_core::queue::{QueueCounts, QueueSpec};
 use serde_json::{Map, Value, json};
 
-use super::{Request, allow, json};
+use super::{Request, allow, json, object};
 use crate::context::RABBITMQ_VERSION;
 use crate::error::{ApiError, ApiResult};
 use crate::process;
@@ -96,33 +96,36 @@ pub fn overview(r: &Request) -> ApiResult<Response> {
     let rates = ctx.rates.get(&Key::Overall);
     let mut totals = Map::new();
     depths(ready, unacked, &rates, &mut totals);
-    Ok(json(json!({
-        "management_version": RABBITMQ_VERSION,
-        "rates_mode": "basic",
-        "sample_retention_policies": {"global": [600, 3600, 28800, 86400], "basic": [600, 3600], "detailed": [600]},
-        "exchange_types": exchange_types(),
-        "product_version": env!("CARGO_PKG_VERSION"),
-        "product_name": "ferrymq",
-        "rabbitmq_version": RABBITMQ_VERSION,
-        "cluster_name": ctx.cluster_name,
-        "erlang_version": "none (ferrymq is written in Rust)",
-        "erlang_full_version": "none (ferrymq is written in Rust)",
-        "disable_stats": false,
-        "enable_queue_totals": true,
-        "message_stats": message_stats(&counts, &rates),
-        "queue_totals": totals,
-        "object_totals": {
-            "channels": channels,
-            "connections": connections.len(),
-            "consumers": consumers,
-            "exchanges": exchanges,
-            "queues": queues,
-        },
-        "statistics_db_event_queue": 0,
-        "node": ctx.node,
-        "listeners": listeners(r),
-        "contexts": [],
-    })))
+    Ok(object(
+        r,
+        json!({
+            "management_version": RABBITMQ_VERSION,
+            "rates_mode": "basic",
+            "sample_retention_policies": {"global": [600, 3600, 28800, 86400], "basic": [600, 3600], "detailed": [600]},
+            "exchange_types": exchange_types(),
+            "product_version": env!("CARGO_PKG_VERSION"),
+            "product_name": "ferrymq",
+            "rabbitmq_version": RABBITMQ_VERSION,
+            "cluster_name": ctx.cluster_name,
+            "erlang_version": "none (ferrymq is written in Rust)",
+            "erlang_full_version": "none (ferrymq is written in Rust)",
+            "disable_stats": false,
+            "enable_queue_totals": true,
+            "message_stats": message_stats(&counts, &rates),
+            "queue_totals": totals,
+            "object_totals": {
+                "channels": channels,
+                "connections": connections.len(),
+                "consumers": consumers,
+                "exchanges": exchanges,
+                "queues": queues,
+            },
+            "statistics_db_event_queue": 0,
+            "node": ctx.node,
+            "listeners": listeners(r),
+            "contexts": [],
+        }),
+    ))
 }
 
 pub fn whoami(r: &Request) -> ApiResult<Response> {
@@ -198,7 +201,7 @@ pub fn node(r: &Request, name: &str) -> ApiResult<Response> {
     if name != r.ctx.node {
         return Err(ApiError::not_found());
     }
-    Ok(json(node_json(r)))
+    Ok(object(r, node_json(r)))
 }
 
 pub fn extensions(r: &Request) -> ApiResult<Response> {

@@ -12,7 +12,7 @@ use ferrymq_core::stream::Stream;
 use ferrymq_core::{VHost, interop::QueueDeclared};
 use serde_json::{Map, Value, json};
 
-use super::{Request, allow, created, json, no_content};
+use super::{Request, allow, created, json, no_content, object};
 use crate::context::AdminContext;
 use crate::error::{ApiError, ApiResult};
 use crate::json::{json_to_table, properties_to_json, table_to_json};
@@ -207,7 +207,11 @@ pub fn flag(body: &Map<String, Value>, key: &str, default: bool) -> ApiResult<bo
         Some(Value::Bool(b)) => Ok(*b),
         Some(Value::String(s)) if s == "true" => Ok(true),
         Some(Value::String(s)) if s == "false" => Ok(false),
-        Some(other) => Err(ApiError::bad_request(format!("[\"not_boolean\",{other}]"))),
+        Some(Value::String(s)) => Err(ApiError::bad_term(json!(["not_boolean", s]))),
+        Some(other) => Err(ApiError::bad_term(json!([
+            "not_boolean",
+            other.to_string()
+        ]))),
     }
 }
 
@@ -228,7 +232,7 @@ pub async fn declare(
     }
     let spec = QueueSpec {
         name: name.to_owned(),
-        durable: flag(body, "durable", true)?,
+        durable: flag(body, "durable", false)?,
         exclusive: false,
         auto_delete: flag(body, "auto_delete", false)?,
         arguments,
@@ -310,7 +314,7 @@ pub async fn one(r: &Request, vhost_name: &str, name: &str) -> ApiResult<Respons
                     map.insert("deliveries".into(), json!([]));
                     map.insert("incoming".into(), json!([]));
                 }
-                return Ok(json(value));
+                return Ok(object(r, value));
             }
             let stream = vhost.streams().get(name).ok_or_else(ApiError::not_found)?;
             let mut value = render_stream(r, vhost_name, &stream);
@@ -319,7 +323,7 @@ pub async fn one(r: &Request, vhost_name: &str, name: &str) -> ApiResult<Respons
                 map.insert("deliveries".into(), json!([]));
                 map.insert("incoming".into(), json!([]));
             }
-            Ok(json(value))
+            Ok(object(r, value))
         }
     }
 }
@@ -387,7 +391,10 @@ pub async fn get(r: &Request, vhost_name: &str, name: &str) -> ApiResult<Respons
     let base64 = match body.get("encoding").and_then(Value::as_str) {
         Some("auto") => false,
         Some("base64") => true,
-        _ => return Err(ApiError::bad_request("[\"unsupported_encoding\"]")),
+        other => {
+            let shown = other.map_or_else(String::new, ToString::to_string);
+            return Err(ApiError::bad_term(json!(["unsupported_encoding", shown])));
+        }
     };
     let truncate = body
         .get("truncate")

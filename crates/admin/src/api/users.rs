@@ -9,7 +9,7 @@ use ferrymq_core::store::Pending;
 use serde_json::{Map, Value, json};
 
 use super::vhosts::parse_tags;
-use super::{Request, allow, created, json, no_content};
+use super::{Request, allow, created, json, no_content, object};
 use crate::context::AdminContext;
 use crate::error::{ApiError, ApiResult};
 
@@ -124,7 +124,7 @@ pub async fn one(r: &Request, name: &str) -> ApiResult<Response> {
         },
         _ => {
             let user = r.ctx.users.user(name).ok_or_else(ApiError::not_found)?;
-            Ok(json(render_user(&user)))
+            Ok(object(r, render_user(&user)))
         }
     }
 }
@@ -143,7 +143,7 @@ pub async fn bulk_delete(r: &Request) -> ApiResult<Response> {
         .collect();
     for name in &names {
         if r.ctx.users.user(name).is_none() {
-            return Err(ApiError::bad_request(format!("no_such_user: {name}")));
+            return Err(ApiError::bad_term(json!(["no_such_user", name])));
         }
     }
     for name in &names {
@@ -259,7 +259,7 @@ pub async fn permission(r: &Request, vhost: &str, user: &str) -> ApiResult<Respo
                 .users
                 .permission(vhost, user)
                 .ok_or_else(ApiError::not_found)?;
-            Ok(json(render_permission(&p)))
+            Ok(object(r, render_permission(&p)))
         }
     }
 }

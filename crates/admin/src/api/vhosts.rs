@@ -9,7 +9,7 @@ use ferrymq_core::queue::QueueCounts;
 use ferrymq_core::{VHost, VhostMeta};
 use serde_json::{Map, Value, json};
 
-use super::{Request, allow, created, json, no_content};
+use super::{Request, allow, created, json, no_content, object};
 use crate::context::AdminContext;
 use crate::error::{ApiError, ApiResult};
 use crate::rates::Key;
@@ -41,8 +41,9 @@ pub fn render(r: &Request, vhost: &VHost) -> Value {
     }
     let rates = r.ctx.rates.get(&Key::Vhost(vhost.name().to_owned()));
     let meta = vhost.meta();
+    // RabbitMQ 3.10-3.13 say "undefined" for a vhost created without one.
     let queue_type = if meta.default_queue_type.is_empty() {
-        "classic".to_owned()
+        "undefined".to_owned()
     } else {
         meta.default_queue_type.clone()
     };
@@ -154,6 +155,11 @@ pub async fn one(r: &Request, name: &str) -> ApiResult<Response> {
         }
         Method::DELETE => {
             r.user.require_admin()?;
+            if name == r.ctx.broker.config().kafka_vhost {
+                return Err(ApiError::bad_request(format!(
+                    "vhost '{name}' is the Kafka listener's (kafka.vhost) and cannot be deleted"
+                )));
+            }
             let broker = Arc::clone(&r.ctx.broker);
             let owned = name.to_owned();
             let deleted = tokio::task::spawn_blocking(move || broker.delete_vhost(&owned))
@@ -170,7 +176,7 @@ pub async fn one(r: &Request, name: &str) -> ApiResult<Response> {
         _ => {
             let vhost = r.ctx.broker.vhost(name).ok_or_else(ApiError::not_found)?;
             r.user.require_visible(name)?;
-            Ok(json(render(r, &vhost)))
+            Ok(object(r, render(r, &vhost)))
         }
     }
 }
