@@ -172,7 +172,8 @@ def rabbitmq_mgmt():
         if os.environ.get("CI") == "true":
             pytest.fail("rabbitmq-server is not installed (make test installs it)")
         pytest.skip("rabbitmq-server is not installed (make test installs it)")
-    peer = RabbitMQ(management=True, stats_interval_ms=500).start()
+    # Generous: its management plugin starts in 10-20 s on a loaded 2-core machine.
+    peer = RabbitMQ(management=True, stats_interval_ms=500).start(timeout=180)
     yield peer
     peer.stop()
 
