@@ -29,6 +29,7 @@ import pika
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from bench import AMQP_SCENARIOS, DOC, FERRYMQ, ROOT, Bench, Ferrymq, log  # noqa: E402
+from bench_report import write_doc  # noqa: E402
 from peers import RabbitMQ  # noqa: E402
 
 BEGIN, END = "<!-- bench-management:begin -->", "<!-- bench-management:end -->"
@@ -200,19 +201,6 @@ def render(res: dict) -> str:
     return "\n".join(lines)
 
 
-def write_doc(section: str) -> None:
-    text = DOC.read_text()
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        _, tail = rest.split(END, 1)
-        text = head + section + tail
-    else:
-        marker = "\n## Profiles"
-        i = text.find(marker)
-        text = text[:i] + "\n\n" + section + "\n" + text[i:] if i >= 0 else text + "\n" + section
-    DOC.write_text(text)
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="1,000 queues, 10 requests, 1 round")
@@ -241,7 +229,7 @@ def main() -> int:
     res["m2"] = m2(bench, rounds)
     (bench.out / "management.json").write_text(json.dumps(res, indent=1))
     if not opts.no_doc:
-        write_doc(render(res))
+        write_doc(DOC, render(res), BEGIN, END, before="\n## Profiles")
         log(f"wrote {DOC}")
     return 0
 

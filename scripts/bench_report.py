@@ -321,14 +321,17 @@ def render(res: dict, amqp_scenarios: dict, kafka_scenarios: dict) -> str:
     return "\n".join(L)
 
 
-def write_doc(doc: Path, section: str) -> None:
+def write_doc(doc: Path, section: str, begin: str = BEGIN, end: str = END,
+              before: str = "\n## ") -> None:
+    """Replaces the text between `begin` and `end` (which `section` starts and ends with) or,
+    the first time, inserts `section` before the heading `before`."""
     text = doc.read_text() if doc.exists() else "# Benchmarks\n"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        _, tail = rest.split(END, 1)
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        _, tail = rest.split(end, 1)
         text = head + section + tail
     else:
-        marker = "\n## "
+        marker = before
         i = text.find(marker)
         text = (text[:i] + "\n\n" + section + "\n" + text[i:]) if i >= 0 else (
             text + "\n" + section + "\n")

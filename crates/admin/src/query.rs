@@ -125,15 +125,27 @@ impl ListQuery {
             .skip((page - 1) * page_size)
             .take(page_size)
             .collect();
-        Ok(Json(json!({
+        Ok(self.wrap(items, page, page_size, filtered, total))
+    }
+
+    /// RabbitMQ's page object around one page of `items`.
+    fn wrap(
+        &self,
+        items: Vec<Value>,
+        page: usize,
+        page_size: usize,
+        filtered: usize,
+        total: usize,
+    ) -> Json<Value> {
+        Json(json!({
             "filtered_count": filtered,
             "item_count": items.len(),
             "items": self.shape(items),
             "page": page,
-            "page_count": page_count,
+            "page_count": filtered.div_ceil(page_size),
             "page_size": page_size,
             "total_count": total,
-        })))
+        }))
     }
 
     /// [`Self::apply`] for items that are costly to render: when only a page is wanted and
@@ -175,15 +187,7 @@ impl ListQuery {
             .take(page_size)
             .map(render)
             .collect();
-        Ok(Json(json!({
-            "filtered_count": filtered,
-            "item_count": rendered.len(),
-            "items": self.shape(rendered),
-            "page": page,
-            "page_count": page_count,
-            "page_size": page_size,
-            "total_count": total,
-        })))
+        Ok(self.wrap(rendered, page, page_size, filtered, total))
     }
 
     /// `columns` applied to one object.

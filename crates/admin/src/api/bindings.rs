@@ -126,24 +126,6 @@ fn rows(vhost: &VHost) -> Vec<Row> {
     rows
 }
 
-fn vhosts(r: &Request, vhost: Option<&str>) -> ApiResult<Vec<std::sync::Arc<VHost>>> {
-    let mut list = match vhost {
-        Some(name) => {
-            r.user.require_visible(name)?;
-            vec![r.ctx.broker.vhost(name).ok_or_else(ApiError::not_found)?]
-        }
-        None => r
-            .ctx
-            .broker
-            .vhosts()
-            .into_iter()
-            .filter(|v| r.user.can_see(v.name()))
-            .collect(),
-    };
-    list.sort_by(|a, b| a.name().cmp(b.name()));
-    Ok(list)
-}
-
 fn respond(r: &Request, vhost: &VHost, keep: impl Fn(&Row) -> bool) -> ApiResult<Response> {
     let items = rows(vhost)
         .iter()
@@ -155,7 +137,8 @@ fn respond(r: &Request, vhost: &VHost, keep: impl Fn(&Row) -> bool) -> ApiResult
 
 pub fn list(r: &Request, vhost: Option<&str>) -> ApiResult<Response> {
     allow(&r.method, &[Method::GET])?;
-    let items = vhosts(r, vhost)?
+    let items = r
+        .listed_vhosts(vhost)?
         .iter()
         .flat_map(|v| {
             rows(v)
@@ -167,14 +150,9 @@ pub fn list(r: &Request, vhost: Option<&str>) -> ApiResult<Response> {
     Ok(json(r.query.apply(items)?.0))
 }
 
-fn visible_vhost(r: &Request, name: &str) -> ApiResult<std::sync::Arc<VHost>> {
-    r.user.require_visible(name)?;
-    r.ctx.broker.vhost(name).ok_or_else(ApiError::not_found)
-}
-
 pub fn of_queue(r: &Request, vhost_name: &str, queue: &str) -> ApiResult<Response> {
     allow(&r.method, &[Method::GET])?;
-    let vhost = visible_vhost(r, vhost_name)?;
+    let vhost = r.visible_vhost(vhost_name)?;
     if vhost.lookup_queue(queue).is_none() && vhost.streams().get(queue).is_none() {
         return Err(ApiError::not_found());
     }
@@ -185,7 +163,7 @@ pub fn of_queue(r: &Request, vhost_name: &str, queue: &str) -> ApiResult<Respons
 
 pub fn of_exchange(r: &Request, vhost_name: &str, name: &str, side: &str) -> ApiResult<Response> {
     allow(&r.method, &[Method::GET])?;
-    let vhost = visible_vhost(r, vhost_name)?;
+    let vhost = r.visible_vhost(vhost_name)?;
     let name = if name == "amq.default" { "" } else { name };
     vhost.exchange(name).map_err(|_| ApiError::not_found())?;
     if side == "source" {
@@ -249,19 +227,14 @@ pub async fn between(
 ) -> ApiResult<Response> {
     allow(&r.method, &[Method::GET, Method::POST])?;
     if r.method == Method::GET {
-        let vhost = visible_vhost(r, vhost_name)?;
+        let vhost = r.visible_vhost(vhost_name)?;
         check_ends(&vhost, source, kind, destination)?;
         let (_, type_name) = kind_of(kind);
         return respond(r, &vhost, |row| {
             row.source == source && row.kind == type_name && row.destination == destination
         });
     }
-    r.user.require_vhost_access(vhost_name)?;
-    let vhost = r
-        .ctx
-        .broker
-        .vhost(vhost_name)
-        .ok_or_else(ApiError::not_found)?;
+    let vhost = r.writable_vhost(vhost_name)?;
     let body = r.json()?;
     let routing_key = match body.get("routing_key") {
         None | Some(Value::Null) => String::new(),
@@ -307,7 +280,7 @@ pub async fn one(
     props: &str,
 ) -> ApiResult<Response> {
     allow(&r.method, &[Method::GET, Method::DELETE])?;
-    let vhost = visible_vhost(r, vhost_name)?;
+    let vhost = r.visible_vhost(vhost_name)?;
     let (resource, type_name) = kind_of(kind);
     let found = rows(&vhost).into_iter().find(|row| {
         row.source == source

@@ -100,15 +100,19 @@ fn reason(r: &Request) -> String {
         .to_owned()
 }
 
-pub fn one(r: &Request, name: &str) -> ApiResult<Response> {
-    allow(&r.method, &[Method::GET, Method::DELETE])?;
-    let c = r
-        .ctx
+/// The connection named `name`, if the caller may see it.
+fn find(r: &Request, name: &str) -> ApiResult<Arc<Connection>> {
+    r.ctx
         .broker
         .connections()
         .by_name(name)
         .filter(|c| visible(r, c))
-        .ok_or_else(ApiError::not_found)?;
+        .ok_or_else(ApiError::not_found)
+}
+
+pub fn one(r: &Request, name: &str) -> ApiResult<Response> {
+    allow(&r.method, &[Method::GET, Method::DELETE])?;
+    let c = find(r, name)?;
     if r.method == Method::DELETE {
         if !r.user.is_admin() && c.info().user != r.user.name() {
             r.user.require_admin()?;
@@ -191,13 +195,7 @@ pub fn channels(r: &Request, vhost: Option<&str>) -> ApiResult<Response> {
 
 pub fn channels_of(r: &Request, name: &str) -> ApiResult<Response> {
     allow(&r.method, &[Method::GET])?;
-    let c = r
-        .ctx
-        .broker
-        .connections()
-        .by_name(name)
-        .filter(|c| visible(r, c))
-        .ok_or_else(ApiError::not_found)?;
+    let c = find(r, name)?;
     let items = channel_rows(r, &[c]);
     Ok(json(r.query.apply(items)?.0))
 }
@@ -210,13 +208,7 @@ pub fn channel(r: &Request, name: &str) -> ApiResult<Response> {
         .and_then(|rest| rest.rsplit_once(" ("))
         .and_then(|(c, n)| Some((c, n.parse::<u16>().ok()?)))
         .ok_or_else(ApiError::not_found)?;
-    let c = r
-        .ctx
-        .broker
-        .connections()
-        .by_name(connection)
-        .filter(|c| visible(r, c))
-        .ok_or_else(ApiError::not_found)?;
+    let c = find(r, connection)?;
     let ch = c
         .channels()
         .into_iter()
@@ -263,19 +255,7 @@ pub fn queue_consumers(r: &Request, queue: &Queue) -> Vec<Value> {
 
 pub fn consumers(r: &Request, vhost: Option<&str>) -> ApiResult<Response> {
     allow(&r.method, &[Method::GET])?;
-    let vhosts = match vhost {
-        Some(name) => {
-            r.user.require_visible(name)?;
-            vec![r.ctx.broker.vhost(name).ok_or_else(ApiError::not_found)?]
-        }
-        None => r
-            .ctx
-            .broker
-            .vhosts()
-            .into_iter()
-            .filter(|v| r.user.can_see(v.name()))
-            .collect(),
-    };
+    let vhosts = r.listed_vhosts(vhost)?;
     let mut items = Vec::new();
     for v in &vhosts {
         let mut queues = v.queue_list();

@@ -324,11 +324,7 @@ pub async fn all(r: &Request) -> ApiResult<Response> {
 pub async fn of_vhost(r: &Request, vhost_name: &str) -> ApiResult<Response> {
     allow(&r.method, &[Method::GET, Method::POST])?;
     r.user.require_admin()?;
-    let vhost = r
-        .ctx
-        .broker
-        .vhost(vhost_name)
-        .ok_or_else(ApiError::not_found)?;
+    let vhost = r.vhost(vhost_name)?;
     if r.method == Method::POST {
         import_objects(&r.ctx, &body_object(r)?, Some(vhost_name)).await?;
         r.ctx.broker.definitions().sync_all().durable().await?;

@@ -14,7 +14,7 @@ use ferrymq_core::{Error as CoreError, VHost};
 use serde_json::{Map, Value, json};
 
 use super::queues::flag;
-use super::{Request, allow, created, json, no_content, object};
+use super::{Request, allow, created, json, no_content, object, require_keys};
 use crate::error::{ApiError, ApiResult};
 use crate::json::{json_to_properties, json_to_table, table_to_json};
 
@@ -47,20 +47,7 @@ fn sorted(vhost: &VHost) -> Vec<Arc<Exchange>> {
 
 pub fn list(r: &Request, vhost: Option<&str>) -> ApiResult<Response> {
     allow(&r.method, &[Method::GET])?;
-    let mut vhosts = match vhost {
-        Some(name) => {
-            r.user.require_visible(name)?;
-            vec![r.ctx.broker.vhost(name).ok_or_else(ApiError::not_found)?]
-        }
-        None => r
-            .ctx
-            .broker
-            .vhosts()
-            .into_iter()
-            .filter(|v| r.user.can_see(v.name()))
-            .collect(),
-    };
-    vhosts.sort_by(|a, b| a.name().cmp(b.name()));
+    let vhosts = r.listed_vhosts(vhost)?;
     let items = vhosts
         .iter()
         .flat_map(|v| sorted(v).into_iter().map(|x| render(&x)))
@@ -93,13 +80,8 @@ pub async fn one(r: &Request, vhost_name: &str, name: &str) -> ApiResult<Respons
     allow(&r.method, &[Method::GET, Method::PUT, Method::DELETE])?;
     match r.method {
         Method::PUT => {
-            r.user.require_vhost_access(vhost_name)?;
+            let vhost = r.writable_vhost(vhost_name)?;
             let body = r.json()?;
-            let vhost = r
-                .ctx
-                .broker
-                .vhost(vhost_name)
-                .ok_or_else(ApiError::not_found)?;
             if name.is_empty() || name == DEFAULT_ALIAS {
                 return Err(CoreError::AccessRefused {
                     reason: "operation not permitted on the default exchange".into(),
@@ -109,12 +91,7 @@ pub async fn one(r: &Request, vhost_name: &str, name: &str) -> ApiResult<Respons
             Ok(created(declare(&vhost, name, &body).await?))
         }
         Method::DELETE => {
-            r.user.require_vhost_access(vhost_name)?;
-            let vhost = r
-                .ctx
-                .broker
-                .vhost(vhost_name)
-                .ok_or_else(ApiError::not_found)?;
+            let vhost = r.writable_vhost(vhost_name)?;
             let name = exchange_name(name);
             if !name.is_empty() && !name.starts_with("amq.") && vhost.exchange(name).is_err() {
                 return Err(ApiError::not_found());
@@ -125,12 +102,7 @@ pub async fn one(r: &Request, vhost_name: &str, name: &str) -> ApiResult<Respons
             Ok(no_content())
         }
         _ => {
-            r.user.require_visible(vhost_name)?;
-            let vhost = r
-                .ctx
-                .broker
-                .vhost(vhost_name)
-                .ok_or_else(ApiError::not_found)?;
+            let vhost = r.visible_vhost(vhost_name)?;
             let exchange = vhost
                 .exchange(exchange_name(name))
                 .map_err(|_| ApiError::not_found())?;
@@ -142,16 +114,12 @@ pub async fn one(r: &Request, vhost_name: &str, name: &str) -> ApiResult<Respons
 /// `POST /api/exchanges/{vhost}/{name}/publish`: `{"routed": bool}`.
 pub async fn publish(r: &Request, vhost_name: &str, name: &str) -> ApiResult<Response> {
     allow(&r.method, &[Method::POST])?;
-    r.user.require_vhost_access(vhost_name)?;
+    let vhost = r.writable_vhost(vhost_name)?;
     let body = r.json()?;
-    let missing: Vec<String> = ["properties", "routing_key", "payload", "payload_encoding"]
-        .iter()
-        .filter(|k| !body.contains_key(**k))
-        .map(|k| format!("{{key_missing,{k}}}"))
-        .collect();
-    if !missing.is_empty() {
-        return Err(ApiError::bad_request(format!("[{}]", missing.join(","))));
-    }
+    require_keys(
+        &body,
+        &["properties", "routing_key", "payload", "payload_encoding"],
+    )?;
     let text = |key: &str| -> ApiResult<&str> {
         body.get(key)
             .and_then(Value::as_str)
@@ -181,11 +149,6 @@ pub async fn publish(r: &Request, vhost_name: &str, name: &str) -> ApiResult<Res
         )));
     }
     properties.validate().map_err(CoreError::from)?;
-    let vhost = r
-        .ctx
-        .broker
-        .vhost(vhost_name)
-        .ok_or_else(ApiError::not_found)?;
     let name = exchange_name(name);
     let exchange = vhost
         .exchange(name)

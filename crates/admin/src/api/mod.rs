@@ -25,6 +25,8 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
+use ferrymq_core::VHost;
+
 use crate::auth::{Authed, PeerAddr};
 use crate::context::AdminContext;
 use crate::error::{ApiError, ApiResult};
@@ -51,6 +53,40 @@ impl Request {
             Ok(Value::Object(map)) => Ok(map),
             _ => Err(ApiError::bad_request("not_json")),
         }
+    }
+
+    /// The vhost `name` (404 if there is none).
+    pub fn vhost(&self, name: &str) -> ApiResult<Arc<VHost>> {
+        self.ctx.broker.vhost(name).ok_or_else(ApiError::not_found)
+    }
+
+    /// The vhost `name`, which the caller may change objects of.
+    pub fn writable_vhost(&self, name: &str) -> ApiResult<Arc<VHost>> {
+        self.user.require_vhost_access(name)?;
+        self.vhost(name)
+    }
+
+    /// The vhost `name`, which the caller may read.
+    pub fn visible_vhost(&self, name: &str) -> ApiResult<Arc<VHost>> {
+        self.user.require_visible(name)?;
+        self.vhost(name)
+    }
+
+    /// The vhosts a listing covers: `Some(name)` alone (if visible), else every vhost the
+    /// caller sees, by name.
+    pub fn listed_vhosts(&self, vhost: Option<&str>) -> ApiResult<Vec<Arc<VHost>>> {
+        let mut list = match vhost {
+            Some(name) => vec![self.visible_vhost(name)?],
+            None => self
+                .ctx
+                .broker
+                .vhosts()
+                .into_iter()
+                .filter(|v| self.user.can_see(v.name()))
+                .collect(),
+        };
+        list.sort_by(|a, b| a.name().cmp(b.name()));
+        Ok(list)
     }
 
     /// A query parameter other than the listing ones.
@@ -113,6 +149,20 @@ pub fn created(created: bool) -> Response {
         StatusCode::CREATED.into_response()
     } else {
         StatusCode::NO_CONTENT.into_response()
+    }
+}
+
+/// RabbitMQ's 400 for keys a body must have: `[{key_missing,a},{key_missing,b}]`.
+pub fn require_keys(body: &serde_json::Map<String, Value>, keys: &[&str]) -> ApiResult<()> {
+    let missing: Vec<String> = keys
+        .iter()
+        .filter(|k| !body.contains_key(**k))
+        .map(|k| format!("{{key_missing,{k}}}"))
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(format!("[{}]", missing.join(","))))
     }
 }
 
@@ -230,16 +280,12 @@ async fn route(r: &Request, segs: &[&str]) -> ApiResult<Response> {
             source,
             kind @ ("q" | "e"),
             destination,
-        ] => bindings::between(r, vhost, source, kind, destination).await,
-        [
-            "bindings",
-            vhost,
-            "e",
-            source,
-            kind @ ("q" | "e"),
-            destination,
-            props,
-        ] => bindings::one(r, vhost, source, kind, destination, props).await,
+            rest @ ..,
+        ] => match rest {
+            [] => bindings::between(r, vhost, source, kind, destination).await,
+            [props] => bindings::one(r, vhost, source, kind, destination, props).await,
+            _ => Err(ApiError::not_found()),
+        },
         ["connections"] => connections::list(r, None),
         ["connections", "username", user] => connections::of_user(r, user),
         ["connections", name] => connections::one(r, name),

@@ -292,12 +292,7 @@ pub fn health(r: &Request, rest: &[&str]) -> ApiResult<Response> {
 /// Declares `aliveness-test` in `vhost`, publishes a message to it and gets it back.
 pub async fn aliveness(r: &Request, vhost_name: &str) -> ApiResult<Response> {
     allow(&r.method, &[Method::GET])?;
-    r.user.require_vhost_access(vhost_name)?;
-    let vhost = r
-        .ctx
-        .broker
-        .vhost(vhost_name)
-        .ok_or_else(ApiError::not_found)?;
+    let vhost = r.writable_vhost(vhost_name)?;
     let owner = r.ctx.owner();
     let v = Arc::clone(&vhost);
     let declared = tokio::task::spawn_blocking(move || {

@@ -12,7 +12,7 @@ use ferrymq_core::stream::Stream;
 use ferrymq_core::{VHost, interop::QueueDeclared};
 use serde_json::{Map, Value, json};
 
-use super::{Request, allow, created, json, no_content, object};
+use super::{Request, allow, created, json, no_content, object, require_keys};
 use crate::context::AdminContext;
 use crate::error::{ApiError, ApiResult};
 use crate::json::{json_to_table, properties_to_json, table_to_json};
@@ -178,20 +178,7 @@ fn listed(vhost: &VHost) -> Vec<Listed> {
 
 pub fn list(r: &Request, vhost: Option<&str>) -> ApiResult<Response> {
     allow(&r.method, &[Method::GET])?;
-    let mut vhosts = match vhost {
-        Some(name) => {
-            r.user.require_visible(name)?;
-            vec![r.ctx.broker.vhost(name).ok_or_else(ApiError::not_found)?]
-        }
-        None => r
-            .ctx
-            .broker
-            .vhosts()
-            .into_iter()
-            .filter(|v| r.user.can_see(v.name()))
-            .collect(),
-    };
-    vhosts.sort_by(|a, b| a.name().cmp(b.name()));
+    let vhosts = r.listed_vhosts(vhost)?;
     let items: Vec<Listed> = vhosts.iter().flat_map(|v| listed(v)).collect();
     Ok(json(
         r.query
@@ -260,22 +247,12 @@ pub async fn one(r: &Request, vhost_name: &str, name: &str) -> ApiResult<Respons
     allow(&r.method, &[Method::GET, Method::PUT, Method::DELETE])?;
     match r.method {
         Method::PUT => {
-            r.user.require_vhost_access(vhost_name)?;
+            let vhost = r.writable_vhost(vhost_name)?;
             let body = r.json()?;
-            let vhost = r
-                .ctx
-                .broker
-                .vhost(vhost_name)
-                .ok_or_else(ApiError::not_found)?;
             Ok(created(declare(&r.ctx, &vhost, name, &body).await?))
         }
         Method::DELETE => {
-            r.user.require_vhost_access(vhost_name)?;
-            let vhost = r
-                .ctx
-                .broker
-                .vhost(vhost_name)
-                .ok_or_else(ApiError::not_found)?;
+            let vhost = r.writable_vhost(vhost_name)?;
             if vhost.lookup_queue(name).is_none() && vhost.streams().get(name).is_some() {
                 let v = Arc::clone(&vhost);
                 let owned = name.to_owned();
@@ -298,12 +275,7 @@ pub async fn one(r: &Request, vhost_name: &str, name: &str) -> ApiResult<Respons
             Ok(no_content())
         }
         _ => {
-            r.user.require_visible(vhost_name)?;
-            let vhost = r
-                .ctx
-                .broker
-                .vhost(vhost_name)
-                .ok_or_else(ApiError::not_found)?;
+            let vhost = r.visible_vhost(vhost_name)?;
             if let Some(queue) = vhost.lookup_queue(name) {
                 let mut value = render_queue(r, &queue);
                 if let Value::Object(map) = &mut value {
@@ -336,12 +308,7 @@ fn stream_refusal(what: &str, name: &str, vhost: &str) -> ApiError {
 
 pub fn purge(r: &Request, vhost_name: &str, name: &str) -> ApiResult<Response> {
     allow(&r.method, &[Method::DELETE])?;
-    r.user.require_vhost_access(vhost_name)?;
-    let vhost = r
-        .ctx
-        .broker
-        .vhost(vhost_name)
-        .ok_or_else(ApiError::not_found)?;
+    let vhost = r.writable_vhost(vhost_name)?;
     let Some(queue) = vhost.lookup_queue(name) else {
         if vhost.streams().get(name).is_some() {
             return Err(stream_refusal("queue.purge", name, vhost_name));
@@ -362,16 +329,9 @@ enum AckMode {
 
 pub async fn get(r: &Request, vhost_name: &str, name: &str) -> ApiResult<Response> {
     allow(&r.method, &[Method::POST])?;
-    r.user.require_vhost_access(vhost_name)?;
+    let vhost = r.writable_vhost(vhost_name)?;
     let body = r.json()?;
-    let missing: Vec<String> = ["count", "ackmode", "encoding"]
-        .iter()
-        .filter(|k| !body.contains_key(**k))
-        .map(|k| format!("{{key_missing,{k}}}"))
-        .collect();
-    if !missing.is_empty() {
-        return Err(ApiError::bad_request(format!("[{}]", missing.join(","))));
-    }
+    require_keys(&body, &["count", "ackmode", "encoding"])?;
     let count = body
         .get("count")
         .and_then(Value::as_u64)
@@ -400,11 +360,6 @@ pub async fn get(r: &Request, vhost_name: &str, name: &str) -> ApiResult<Respons
         .get("truncate")
         .and_then(Value::as_u64)
         .and_then(|t| usize::try_from(t).ok());
-    let vhost = r
-        .ctx
-        .broker
-        .vhost(vhost_name)
-        .ok_or_else(ApiError::not_found)?;
     let Some(queue) = vhost.lookup_queue(name) else {
         if vhost.streams().get(name).is_some() {
             return Err(stream_refusal("basic.get", name, vhost_name));

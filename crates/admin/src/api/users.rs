@@ -9,7 +9,7 @@ use ferrymq_core::store::Pending;
 use serde_json::{Map, Value, json};
 
 use super::vhosts::parse_tags;
-use super::{Request, allow, created, json, no_content, object};
+use super::{Request, allow, created, json, no_content, object, require_keys};
 use crate::context::AdminContext;
 use crate::error::{ApiError, ApiResult};
 
@@ -153,34 +153,30 @@ pub async fn bulk_delete(r: &Request) -> ApiResult<Response> {
     Ok(no_content())
 }
 
-pub fn permissions(r: &Request) -> ApiResult<Response> {
-    allow(&r.method, &[Method::GET])?;
-    r.user.require_admin()?;
+/// Permissions that `keep` selects, as a listing.
+fn permission_list(r: &Request, keep: impl Fn(&Permission) -> bool) -> ApiResult<Response> {
     let items = r
         .ctx
         .users
         .permissions()
         .iter()
+        .filter(|p| keep(p))
         .map(|p| render_permission(p))
         .collect();
     Ok(json(r.query.apply(items)?.0))
 }
 
+pub fn permissions(r: &Request) -> ApiResult<Response> {
+    allow(&r.method, &[Method::GET])?;
+    r.user.require_admin()?;
+    permission_list(r, |_| true)
+}
+
 pub fn vhost_permissions(r: &Request, vhost: &str) -> ApiResult<Response> {
     allow(&r.method, &[Method::GET])?;
     r.user.require_admin()?;
-    if r.ctx.broker.vhost(vhost).is_none() {
-        return Err(ApiError::not_found());
-    }
-    let items = r
-        .ctx
-        .users
-        .permissions()
-        .iter()
-        .filter(|p| p.vhost == vhost)
-        .map(|p| render_permission(p))
-        .collect();
-    Ok(json(r.query.apply(items)?.0))
+    r.vhost(vhost)?;
+    permission_list(r, |p| p.vhost == vhost)
 }
 
 pub fn user_permissions(r: &Request, user: &str) -> ApiResult<Response> {
@@ -189,26 +185,19 @@ pub fn user_permissions(r: &Request, user: &str) -> ApiResult<Response> {
     if r.ctx.users.user(user).is_none() {
         return Err(ApiError::not_found());
     }
-    let items = r
-        .ctx
-        .users
-        .permissions()
-        .iter()
-        .filter(|p| p.user == user)
-        .map(|p| render_permission(p))
-        .collect();
-    Ok(json(r.query.apply(items)?.0))
+    permission_list(r, |p| p.user == user)
 }
 
 /// The three patterns of a PUT body or a definitions entry (each required, as RabbitMQ).
 pub fn patterns(body: &Map<String, Value>) -> ApiResult<Patterns> {
-    let missing: Vec<String> = ["configure", "write", "read"]
+    require_keys(body, &["configure", "write", "read"])?;
+    if ["configure", "write", "read"]
         .iter()
-        .filter(|k| !body.get(**k).is_some_and(Value::is_string))
-        .map(|k| format!("{{key_missing,{k}}}"))
-        .collect();
-    if !missing.is_empty() {
-        return Err(ApiError::bad_request(format!("[{}]", missing.join(","))));
+        .any(|k| !body.get(*k).is_some_and(Value::is_string))
+    {
+        return Err(ApiError::bad_request(
+            "configure, write and read must be strings",
+        ));
     }
     let text = |k: &str| {
         body.get(k)

@@ -174,7 +174,7 @@ pub async fn one(r: &Request, name: &str) -> ApiResult<Response> {
             Ok(no_content())
         }
         _ => {
-            let vhost = r.ctx.broker.vhost(name).ok_or_else(ApiError::not_found)?;
+            let vhost = r.vhost(name)?;
             r.user.require_visible(name)?;
             Ok(object(r, render(r, &vhost)))
         }
