@@ -26,6 +26,7 @@
 //! - Every change is applied in memory and journaled under one short lock, so the journal's
 //!   order is the order callers saw; callers await the returned `Pending` before answering.
 
+pub mod access;
 mod config;
 mod error;
 pub mod password;
@@ -33,6 +34,7 @@ pub mod permission;
 mod store;
 pub mod tags;
 
+pub use access::{Action, Refusal, ResourceType, TopicPatterns, TopicPermission};
 pub use config::UserConfig;
 pub use error::Error;
 pub use password::{HashingAlgorithm, PasswordHash};

@@ -3,6 +3,7 @@
 //! ```text
 //! Kind::User        key user name            {"name","password_hash","hashing_algorithm","tags"}
 //! Kind::Permission  key vhost \0 user        {"configure","write","read"}
+//! Kind::TopicPermission  key vhost \0 user \0 exchange  {"write","read"}
 //! Kind::Setting     key "auth.seeded"        names of config users seeded once already
 //! ```
 //!
@@ -16,6 +17,7 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use ferrymq_core::store::{DefinitionStore, Kind, Pending};
 use serde::{Deserialize, Serialize};
 
+use crate::access::{Action, Refusal, ResourceType, TopicPatterns, TopicPermission};
 use crate::permission::Patterns;
 use crate::{Error, HashingAlgorithm, PasswordHash, Permission, Tags, UserConfig};
 
@@ -72,6 +74,8 @@ struct State {
     users: BTreeMap<String, Arc<User>>,
     /// (vhost, user) -> permission.
     permissions: BTreeMap<(String, String), Arc<Permission>>,
+    /// (vhost, user, exchange) -> topic permission.
+    topics: BTreeMap<(String, String, String), Arc<TopicPermission>>,
 }
 
 /// Users and permissions of one broker.
@@ -85,6 +89,10 @@ pub struct UserStore {
 
 fn permission_key(vhost: &str, user: &str) -> String {
     format!("{vhost}\0{user}")
+}
+
+fn topic_key(vhost: &str, user: &str, exchange: &str) -> String {
+    format!("{vhost}\0{user}\0{exchange}")
 }
 
 impl UserStore {
@@ -122,6 +130,24 @@ impl UserStore {
             state
                 .permissions
                 .insert((vhost.to_owned(), user.to_owned()), Arc::new(permission));
+        }
+        for key in definitions.keys(Kind::TopicPermission) {
+            let Some(bytes) = definitions.get(Kind::TopicPermission, &key) else {
+                continue;
+            };
+            let mut parts = key.splitn(3, '\0');
+            let (Some(vhost), Some(user), Some(exchange)) =
+                (parts.next(), parts.next(), parts.next())
+            else {
+                continue;
+            };
+            let patterns: TopicPatterns =
+                DefinitionStore::decode_json(Kind::TopicPermission, &key, &bytes)?;
+            let topic = TopicPermission::new(user, vhost, exchange, patterns)?;
+            state.topics.insert(
+                (vhost.to_owned(), user.to_owned(), exchange.to_owned()),
+                Arc::new(topic),
+            );
         }
         let seeded: BTreeSet<String> = match definitions.get(Kind::Setting, SEEDED_KEY) {
             Some(bytes) => DefinitionStore::decode_json(Kind::Setting, SEEDED_KEY, &bytes)?,
@@ -280,6 +306,22 @@ impl UserStore {
             .cloned()
             .collect();
         let mut pending = None;
+        let topics: Vec<(String, String, String)> = state
+            .topics
+            .keys()
+            .filter(|(_, user, _)| user == name)
+            .cloned()
+            .collect();
+        for (vhost, user, exchange) in topics {
+            state
+                .topics
+                .remove(&(vhost.clone(), user.clone(), exchange.clone()));
+            if let Some(definitions) = &self.definitions {
+                pending = definitions
+                    .remove(Kind::TopicPermission, &topic_key(&vhost, &user, &exchange))?
+                    .or(pending);
+            }
+        }
         for (vhost, user) in keys {
             state.permissions.remove(&(vhost.clone(), user.clone()));
             if let Some(definitions) = &self.definitions {
@@ -360,6 +402,126 @@ impl UserStore {
         Ok(Some(pending))
     }
 
+    /// Every topic permission, by vhost, user and exchange.
+    pub fn topic_permissions(&self) -> Vec<Arc<TopicPermission>> {
+        self.read().topics.values().cloned().collect()
+    }
+
+    /// Sets `user`'s topic permission on `exchange` of `vhost`; the user must exist.
+    /// Returns whether it was new.
+    pub fn set_topic_permission(
+        &self,
+        vhost: &str,
+        user: &str,
+        exchange: &str,
+        patterns: TopicPatterns,
+    ) -> Result<(bool, Option<Pending>), Error> {
+        let topic = TopicPermission::new(user, vhost, exchange, patterns)?;
+        let mut state = self.write();
+        if !state.users.contains_key(user) {
+            return Err(Error::NoSuchUser {
+                user: user.to_owned(),
+            });
+        }
+        let pending = match &self.definitions {
+            Some(definitions) => Some(definitions.put_json(
+                Kind::TopicPermission,
+                &topic_key(vhost, user, exchange),
+                topic.patterns(),
+            )?),
+            None => None,
+        };
+        let created = state
+            .topics
+            .insert(
+                (vhost.to_owned(), user.to_owned(), exchange.to_owned()),
+                Arc::new(topic),
+            )
+            .is_none();
+        Ok((created, pending))
+    }
+
+    /// Removes `user`'s topic permissions on `vhost` (one exchange's, or all with `None`).
+    /// `Ok(None)` if there were none.
+    pub fn clear_topic_permissions(
+        &self,
+        vhost: &str,
+        user: &str,
+        exchange: Option<&str>,
+    ) -> Result<Option<Option<Pending>>, Error> {
+        let mut state = self.write();
+        let keys: Vec<(String, String, String)> = state
+            .topics
+            .keys()
+            .filter(|(v, u, x)| v == vhost && u == user && exchange.is_none_or(|e| e == x))
+            .cloned()
+            .collect();
+        if keys.is_empty() {
+            return Ok(None);
+        }
+        let mut pending = None;
+        for key in keys {
+            state.topics.remove(&key);
+            if let Some(definitions) = &self.definitions {
+                pending = definitions
+                    .remove(Kind::TopicPermission, &topic_key(&key.0, &key.1, &key.2))?
+                    .or(pending);
+            }
+        }
+        Ok(Some(pending))
+    }
+
+    /// Whether `user` may do `action` to the queue or exchange `name` of `vhost`.
+    pub fn authorize(
+        &self,
+        user: &str,
+        vhost: &str,
+        kind: ResourceType,
+        name: &str,
+        action: Action,
+    ) -> Result<(), Refusal> {
+        let allowed = self.permission(vhost, user).is_some_and(|p| match action {
+            Action::Configure => p.can_configure(name),
+            Action::Write => p.can_write(name),
+            Action::Read => p.can_read(name),
+        });
+        if allowed {
+            Ok(())
+        } else {
+            Err(Refusal::resource(kind, name, vhost, user))
+        }
+    }
+
+    /// Whether `user` may publish (Write) or bind (Read) with routing key `key` on topic
+    /// exchange `exchange`: yes unless a topic permission for that exchange says no.
+    pub fn authorize_topic(
+        &self,
+        user: &str,
+        vhost: &str,
+        exchange: &str,
+        key: &str,
+        action: Action,
+    ) -> Result<(), Refusal> {
+        let topic = self
+            .read()
+            .topics
+            .get(&(vhost.to_owned(), user.to_owned(), exchange.to_owned()))
+            .cloned();
+        match topic {
+            Some(t) if !t.allows(action, key) => Err(Refusal::topic(key, exchange, vhost, user)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether any topic permission exists for `user` on `vhost` (publishers skip the check
+    /// entirely when none does).
+    pub fn has_topic_permissions(&self, user: &str, vhost: &str) -> bool {
+        self.read()
+            .topics
+            .keys()
+            .any(|(v, u, _)| v == vhost && u == user)
+    }
+
     /// Removes every permission on `vhost` (the vhost was deleted).
     pub fn clear_vhost(&self, vhost: &str) -> Result<(), Error> {
         let users: Vec<String> = self
@@ -371,6 +533,16 @@ impl UserStore {
             .collect();
         for user in users {
             let _ = self.clear_permission(vhost, &user)?;
+        }
+        let topic_users: Vec<String> = self
+            .read()
+            .topics
+            .keys()
+            .filter(|(v, _, _)| v == vhost)
+            .map(|(_, u, _)| u.clone())
+            .collect();
+        for user in topic_users {
+            let _ = self.clear_topic_permissions(vhost, &user, None)?;
         }
         Ok(())
     }
@@ -450,6 +622,72 @@ mod tests {
         assert!(app.tags.is_monitor());
         assert_eq!(app.hash.algorithm(), HashingAlgorithm::Sha512);
         assert!(store.permission("/", "app").is_some());
+    }
+
+    #[test]
+    fn authorisation_follows_the_patterns_and_topic_permissions_persist() {
+        let dir = tempfile::tempdir().unwrap();
+        let seed = [UserConfig::new("u", "pw", &[])];
+        {
+            let (store, definitions) = open_store(dir.path(), &seed);
+            let patterns = Patterns {
+                configure: "^cfg\\.".into(),
+                write: "".into(),
+                read: ".*".into(),
+            };
+            store.set_permission("/", "u", patterns).unwrap();
+            let q = ResourceType::Queue;
+            assert!(
+                store
+                    .authorize("u", "/", q, "cfg.a", Action::Configure)
+                    .is_ok()
+            );
+            let refused = store
+                .authorize("u", "/", q, "a", Action::Configure)
+                .unwrap_err();
+            assert_eq!(
+                refused.text,
+                "access to queue 'a' in vhost '/' refused for user 'u'"
+            );
+            assert!(
+                store
+                    .authorize("u", "/", ResourceType::Exchange, "", Action::Write)
+                    .is_ok()
+            );
+            assert!(
+                store
+                    .authorize("u", "other", q, "cfg.a", Action::Read)
+                    .is_err()
+            );
+            assert!(!store.has_topic_permissions("u", "/"));
+            let topic = TopicPatterns {
+                write: "^a\\.".into(),
+                read: ".*".into(),
+            };
+            store
+                .set_topic_permission("/", "u", "amq.topic", topic)
+                .unwrap();
+            definitions.flush().unwrap();
+        }
+        let (store, _) = open_store(dir.path(), &seed);
+        assert!(store.has_topic_permissions("u", "/"));
+        assert!(
+            store
+                .authorize_topic("u", "/", "amq.topic", "a.b", Action::Write)
+                .is_ok()
+        );
+        assert!(
+            store
+                .authorize_topic("u", "/", "amq.topic", "b.b", Action::Write)
+                .is_err()
+        );
+        assert!(
+            store
+                .authorize_topic("u", "/", "other", "b.b", Action::Write)
+                .is_ok()
+        );
+        store.clear_vhost("/").unwrap();
+        assert!(store.topic_permissions().is_empty());
     }
 
     #[test]

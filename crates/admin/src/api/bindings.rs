@@ -8,6 +8,7 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ferrymq_auth::{Action, ResourceType};
 use ferrymq_core::exchange::{Binding, Destination};
 use ferrymq_core::message::FieldTable;
 use ferrymq_core::{Error as CoreError, ResourceKind, VHost};
@@ -217,6 +218,23 @@ fn owner_for(r: &Request, vhost: &VHost, kind: &str, destination: &str) -> u64 {
         .unwrap_or_else(|| r.ctx.owner())
 }
 
+/// Write on the destination, read on the source, as AMQP's bind checks.
+fn authorize_binding(
+    r: &Request,
+    vhost: &str,
+    source: &str,
+    kind: &str,
+    destination: &str,
+) -> ApiResult<()> {
+    let dest_type = if kind == "q" {
+        ResourceType::Queue
+    } else {
+        ResourceType::Exchange
+    };
+    r.authorize(vhost, dest_type, destination, Action::Write)?;
+    r.authorize(vhost, ResourceType::Exchange, source, Action::Read)
+}
+
 /// `/api/bindings/{vhost}/e/{source}/{q|e}/{destination}`: GET lists, POST creates.
 pub async fn between(
     r: &Request,
@@ -244,6 +262,7 @@ pub async fn between(
     let arguments = json_to_table(body.get("arguments"))?;
     check_ends(&vhost, source, kind, destination)?;
     let (resource, _) = kind_of(kind);
+    authorize_binding(r, vhost_name, source, kind, destination)?;
     let owner = owner_for(r, &vhost, kind, destination);
     vhost
         .bind(
@@ -295,6 +314,7 @@ pub async fn one(
         return Ok(object(r, found.render(vhost_name)));
     }
     r.user.require_vhost_access(vhost_name)?;
+    authorize_binding(r, vhost_name, source, kind, destination)?;
     let owner = owner_for(r, &vhost, kind, destination);
     vhost.unbind(
         source,

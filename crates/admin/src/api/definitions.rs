@@ -150,7 +150,13 @@ pub fn export(ctx: &AdminContext) -> Value {
     map.insert("users".into(), Value::Array(users));
     map.insert("vhosts".into(), Value::Array(vhost_list));
     map.insert("permissions".into(), Value::Array(permissions));
-    map.insert("topic_permissions".into(), json!([]));
+    let topics: Vec<Value> = ctx
+        .users
+        .topic_permissions()
+        .iter()
+        .map(|p| users::render_topic_permission(p))
+        .collect();
+    map.insert("topic_permissions".into(), Value::Array(topics));
     map.insert("parameters".into(), json!([]));
     map.insert(
         "global_parameters".into(),
@@ -254,7 +260,7 @@ async fn import_objects(
                 properties_key(routing_key, &arguments)
             )))?;
     }
-    for key in ["policies", "parameters", "topic_permissions"] {
+    for key in ["policies", "parameters"] {
         let n = list(defs, key)?.len();
         if n > 0 {
             tracing::warn!(
@@ -298,6 +304,12 @@ pub async fn import(
         let vhost = text(p, "vhost", "permission")?;
         let _ = users::put_permission(ctx, vhost, user, p)
             .map_err(on(format!("permission of '{user}' on '{vhost}'")))?;
+    }
+    for p in list(defs, "topic_permissions")? {
+        let user = text(p, "user", "topic permission")?;
+        let vhost = text(p, "vhost", "topic permission")?;
+        let _ = users::put_topic_permission(ctx, vhost, user, p)
+            .map_err(on(format!("topic permission of '{user}' on '{vhost}'")))?;
     }
     import_objects(ctx, defs, None).await?;
     ctx.broker.definitions().sync_all().durable().await?;

@@ -13,6 +13,8 @@ use ferrymq_core::message::Message;
 use ferrymq_core::{Error as CoreError, VHost};
 use serde_json::{Map, Value, json};
 
+use ferrymq_auth::{Action, ResourceType};
+
 use super::queues::flag;
 use super::{Request, allow, created, json, no_content, object, require_keys};
 use crate::error::{ApiError, ApiResult};
@@ -81,6 +83,12 @@ pub async fn one(r: &Request, vhost_name: &str, name: &str) -> ApiResult<Respons
     match r.method {
         Method::PUT => {
             let vhost = r.writable_vhost(vhost_name)?;
+            r.authorize(
+                vhost_name,
+                ResourceType::Exchange,
+                exchange_name(name),
+                Action::Configure,
+            )?;
             let body = r.json()?;
             if name.is_empty() || name == DEFAULT_ALIAS {
                 return Err(CoreError::AccessRefused {
@@ -92,6 +100,12 @@ pub async fn one(r: &Request, vhost_name: &str, name: &str) -> ApiResult<Respons
         }
         Method::DELETE => {
             let vhost = r.writable_vhost(vhost_name)?;
+            r.authorize(
+                vhost_name,
+                ResourceType::Exchange,
+                exchange_name(name),
+                Action::Configure,
+            )?;
             let name = exchange_name(name);
             if !name.is_empty() && !name.starts_with("amq.") && vhost.exchange(name).is_err() {
                 return Err(ApiError::not_found());
@@ -115,6 +129,12 @@ pub async fn one(r: &Request, vhost_name: &str, name: &str) -> ApiResult<Respons
 pub async fn publish(r: &Request, vhost_name: &str, name: &str) -> ApiResult<Response> {
     allow(&r.method, &[Method::POST])?;
     let vhost = r.writable_vhost(vhost_name)?;
+    r.authorize(
+        vhost_name,
+        ResourceType::Exchange,
+        exchange_name(name),
+        Action::Write,
+    )?;
     let body = r.json()?;
     require_keys(
         &body,

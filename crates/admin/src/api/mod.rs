@@ -89,6 +89,21 @@ impl Request {
         Ok(list)
     }
 
+    /// RabbitMQ's configure/write/read check of the caller (403 `not_authorised`), so the
+    /// API refuses what the same user would be refused over AMQP.
+    pub fn authorize(
+        &self,
+        vhost: &str,
+        kind: ferrymq_auth::ResourceType,
+        name: &str,
+        action: ferrymq_auth::Action,
+    ) -> ApiResult<()> {
+        self.ctx
+            .users
+            .authorize(self.user.name(), vhost, kind, name, action)
+            .map_err(|refusal| ApiError::forbidden(refusal.text))
+    }
+
     /// A query parameter other than the listing ones.
     pub fn param(&self, name: &str) -> Option<String> {
         self.raw_query.split('&').find_map(|pair| {
@@ -238,7 +253,6 @@ async fn route(r: &Request, segs: &[&str]) -> ApiResult<Response> {
         | ["operator-policies", ..]
         | ["parameters", ..]
         | ["global-parameters"]
-        | ["topic-permissions", ..]
         | ["vhost-limits", ..]
         | ["user-limits", ..]
         | ["deprecated-features", ..] => node::empty_list(r, segs),
@@ -252,6 +266,10 @@ async fn route(r: &Request, segs: &[&str]) -> ApiResult<Response> {
         ["users", "bulk-delete"] => users::bulk_delete(r).await,
         ["users", name] => users::one(r, name).await,
         ["users", name, "permissions"] => users::user_permissions(r, name),
+        ["topic-permissions"] => users::topic_permissions(r, None, None),
+        ["topic-permissions", vhost, user] => users::topic_permission(r, vhost, user).await,
+        ["users", name, "topic-permissions"] => users::topic_permissions(r, None, Some(name)),
+        ["vhosts", vhost, "topic-permissions"] => users::topic_permissions(r, Some(vhost), None),
         ["permissions"] => users::permissions(r),
         ["permissions", vhost, user] => users::permission(r, vhost, user).await,
         ["exchanges"] => exchanges::list(r, None),

@@ -12,6 +12,8 @@ use ferrymq_core::stream::Stream;
 use ferrymq_core::{VHost, interop::QueueDeclared};
 use serde_json::{Map, Value, json};
 
+use ferrymq_auth::{Action, ResourceType};
+
 use super::{Request, allow, created, json, no_content, object, require_keys};
 use crate::context::AdminContext;
 use crate::error::{ApiError, ApiResult};
@@ -248,11 +250,13 @@ pub async fn one(r: &Request, vhost_name: &str, name: &str) -> ApiResult<Respons
     match r.method {
         Method::PUT => {
             let vhost = r.writable_vhost(vhost_name)?;
+            r.authorize(vhost_name, ResourceType::Queue, name, Action::Configure)?;
             let body = r.json()?;
             Ok(created(declare(&r.ctx, &vhost, name, &body).await?))
         }
         Method::DELETE => {
             let vhost = r.writable_vhost(vhost_name)?;
+            r.authorize(vhost_name, ResourceType::Queue, name, Action::Configure)?;
             if vhost.lookup_queue(name).is_none() && vhost.streams().get(name).is_some() {
                 let v = Arc::clone(&vhost);
                 let owned = name.to_owned();
@@ -309,6 +313,7 @@ fn stream_refusal(what: &str, name: &str, vhost: &str) -> ApiError {
 pub fn purge(r: &Request, vhost_name: &str, name: &str) -> ApiResult<Response> {
     allow(&r.method, &[Method::DELETE])?;
     let vhost = r.writable_vhost(vhost_name)?;
+    r.authorize(vhost_name, ResourceType::Queue, name, Action::Read)?;
     let Some(queue) = vhost.lookup_queue(name) else {
         if vhost.streams().get(name).is_some() {
             return Err(stream_refusal("queue.purge", name, vhost_name));
@@ -330,6 +335,7 @@ enum AckMode {
 pub async fn get(r: &Request, vhost_name: &str, name: &str) -> ApiResult<Response> {
     allow(&r.method, &[Method::POST])?;
     let vhost = r.writable_vhost(vhost_name)?;
+    r.authorize(vhost_name, ResourceType::Queue, name, Action::Read)?;
     let body = r.json()?;
     require_keys(&body, &["count", "ackmode", "encoding"])?;
     let count = body

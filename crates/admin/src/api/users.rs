@@ -3,7 +3,8 @@
 use axum::http::Method;
 use axum::response::Response;
 use ferrymq_auth::{
-    Credentials, HashingAlgorithm, PasswordHash, Patterns, Permission, Tags, User, UserUpdate,
+    Credentials, HashingAlgorithm, PasswordHash, Patterns, Permission, Tags, TopicPatterns,
+    TopicPermission, User, UserUpdate,
 };
 use ferrymq_core::store::Pending;
 use serde_json::{Map, Value, json};
@@ -186,6 +187,114 @@ pub fn user_permissions(r: &Request, user: &str) -> ApiResult<Response> {
         return Err(ApiError::not_found());
     }
     permission_list(r, |p| p.user == user)
+}
+
+pub fn render_topic_permission(p: &TopicPermission) -> Value {
+    let patterns = p.patterns();
+    json!({
+        "user": p.user,
+        "vhost": p.vhost,
+        "exchange": p.exchange,
+        "write": patterns.write,
+        "read": patterns.read,
+    })
+}
+
+/// `/api/topic-permissions`, `/api/vhosts/{v}/topic-permissions`,
+/// `/api/users/{u}/topic-permissions` (administrators).
+pub fn topic_permissions(
+    r: &Request,
+    vhost: Option<&str>,
+    user: Option<&str>,
+) -> ApiResult<Response> {
+    allow(&r.method, &[Method::GET])?;
+    r.user.require_admin()?;
+    if let Some(v) = vhost {
+        r.vhost(v)?;
+    }
+    if let Some(u) = user
+        && r.ctx.users.user(u).is_none()
+    {
+        return Err(ApiError::not_found());
+    }
+    let items = r
+        .ctx
+        .users
+        .topic_permissions()
+        .iter()
+        .filter(|p| vhost.is_none_or(|v| p.vhost == v) && user.is_none_or(|u| p.user == u))
+        .map(|p| render_topic_permission(p))
+        .collect();
+    Ok(json(r.query.apply(items)?.0))
+}
+
+/// Sets a topic permission from a PUT body or a definitions entry.
+pub fn put_topic_permission(
+    ctx: &AdminContext,
+    vhost: &str,
+    user: &str,
+    body: &Map<String, Value>,
+) -> ApiResult<(bool, Option<Pending>)> {
+    require_keys(body, &["exchange", "write", "read"])?;
+    let text = |k: &str| {
+        body.get(k)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| ApiError::bad_request(format!("{k} must be a string")))
+    };
+    let exchange = text("exchange")?;
+    let patterns = TopicPatterns {
+        write: text("write")?,
+        read: text("read")?,
+    };
+    if ctx.broker.vhost(vhost).is_none() || ctx.users.user(user).is_none() {
+        return Err(ApiError::bad_request("vhost_or_user_not_found"));
+    }
+    Ok(ctx
+        .users
+        .set_topic_permission(vhost, user, &exchange, patterns)?)
+}
+
+/// `/api/topic-permissions/{vhost}/{user}`: GET lists, PUT sets one exchange's, DELETE
+/// removes them (or `?exchange=x`'s only).
+pub async fn topic_permission(r: &Request, vhost: &str, user: &str) -> ApiResult<Response> {
+    allow(&r.method, &[Method::GET, Method::PUT, Method::DELETE])?;
+    r.user.require_admin()?;
+    match r.method {
+        Method::PUT => {
+            let (was_created, pending) = put_topic_permission(&r.ctx, vhost, user, &r.json()?)?;
+            durable(pending).await?;
+            Ok(created(was_created))
+        }
+        Method::DELETE => {
+            let exchange = r.param("exchange");
+            match r
+                .ctx
+                .users
+                .clear_topic_permissions(vhost, user, exchange.as_deref())?
+            {
+                None => Err(ApiError::not_found()),
+                Some(pending) => {
+                    durable(pending).await?;
+                    Ok(no_content())
+                }
+            }
+        }
+        _ => {
+            let items: Vec<Value> = r
+                .ctx
+                .users
+                .topic_permissions()
+                .iter()
+                .filter(|p| p.vhost == vhost && p.user == user)
+                .map(|p| render_topic_permission(p))
+                .collect();
+            if items.is_empty() {
+                return Err(ApiError::not_found());
+            }
+            Ok(json(Value::Array(items)))
+        }
+    }
 }
 
 /// The three patterns of a PUT body or a definitions entry (each required, as RabbitMQ).

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use amq_protocol::protocol::{AMQPClass, basic};
+use ferrymq_auth::{Action, ResourceType};
 use ferrymq_core::interop::{StartAt, StreamConsumer};
 use ferrymq_core::message::{FieldTable, FieldValue};
 use ferrymq_core::queue::{Consumer, ConsumerSpec, Queue, REPLY_TO};
@@ -191,6 +192,7 @@ impl Channel {
         };
         if queue_name != REPLY_TO {
             let name = self.queue_name(&queue_name)?;
+            s.authorize(ResourceType::Queue, &name, Action::Read)?;
             if s.vhost.lookup_queue(&name).is_none()
                 && let Some(stream) = s.vhost.streams().get(&name)
             {
@@ -362,6 +364,7 @@ impl Channel {
 
     fn get(&mut self, s: &mut Session, m: &basic::Get) -> AmqpResult<()> {
         let name = self.queue_name(&strip_cr_lf(m.queue.as_str()))?;
+        s.authorize(ResourceType::Queue, &name, Action::Read)?;
         if s.vhost.lookup_queue(&name).is_none() && s.vhost.streams().get(&name).is_some() {
             return Err(AmqpError::new(
                 ReplyCode::NotImplemented,

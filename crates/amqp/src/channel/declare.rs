@@ -3,8 +3,10 @@
 use std::str::FromStr;
 
 use amq_protocol::protocol::{AMQPClass, exchange, queue};
+use ferrymq_auth::{Action, ResourceType};
 use ferrymq_core::exchange::{ExchangeKind, ExchangeSpec};
 use ferrymq_core::interop::QueueDeclared;
+use ferrymq_core::message::FieldValue;
 use ferrymq_core::queue::{QueueSpec, REPLY_TO};
 use ferrymq_core::{Error as CoreError, ResourceKind};
 
@@ -44,6 +46,15 @@ impl Channel {
                     }
                     s.vhost.exchange(&name)?;
                 } else {
+                    s.authorize(ResourceType::Exchange, &name, Action::Configure)?;
+                    let arguments = from_amqp_table(&m.arguments);
+                    if let Some(alternate) = arguments
+                        .get("alternate-exchange")
+                        .and_then(FieldValue::as_str)
+                    {
+                        s.authorize(ResourceType::Exchange, &name, Action::Read)?;
+                        s.authorize(ResourceType::Exchange, alternate, Action::Write)?;
+                    }
                     let kind = ExchangeKind::from_str(m.kind.as_str())?;
                     let spec = ExchangeSpec {
                         name,
@@ -51,7 +62,7 @@ impl Channel {
                         durable: m.durable,
                         auto_delete: m.auto_delete,
                         internal: m.internal,
-                        arguments: from_amqp_table(&m.arguments),
+                        arguments,
                     };
                     s.vhost.declare_exchange(spec, false)?;
                 }
@@ -66,6 +77,7 @@ impl Channel {
             }
             exchange::AMQPMethod::Delete(m) => {
                 let name = strip_cr_lf(m.exchange.as_str());
+                s.authorize(ResourceType::Exchange, &name, Action::Configure)?;
                 s.vhost.delete_exchange(&name, m.if_unused)?;
                 self.exchanges.remove(&name);
                 if !m.nowait {
@@ -76,6 +88,13 @@ impl Channel {
                 }
             }
             exchange::AMQPMethod::Bind(m) => {
+                authorize_binding(
+                    s,
+                    m.source.as_str(),
+                    ResourceType::Exchange,
+                    m.destination.as_str(),
+                    m.routing_key.as_str(),
+                )?;
                 s.vhost.bind(
                     &strip_cr_lf(m.source.as_str()),
                     &strip_cr_lf(m.destination.as_str()),
@@ -92,6 +111,13 @@ impl Channel {
                 }
             }
             exchange::AMQPMethod::Unbind(m) => {
+                authorize_binding(
+                    s,
+                    m.source.as_str(),
+                    ResourceType::Exchange,
+                    m.destination.as_str(),
+                    m.routing_key.as_str(),
+                )?;
                 s.vhost.unbind(
                     &strip_cr_lf(m.source.as_str()),
                     &strip_cr_lf(m.destination.as_str()),
@@ -146,12 +172,29 @@ impl Channel {
                         },
                     }
                 } else {
+                    let arguments = from_amqp_table(&m.arguments);
+                    if !m.passive {
+                        // A server-named queue is checked as RabbitMQ names it (amq.gen-...).
+                        let checked = if name.is_empty() {
+                            "amq.gen-"
+                        } else {
+                            name.as_str()
+                        };
+                        s.authorize(ResourceType::Queue, checked, Action::Configure)?;
+                        if let Some(dlx) = arguments
+                            .get("x-dead-letter-exchange")
+                            .and_then(FieldValue::as_str)
+                        {
+                            s.authorize(ResourceType::Queue, checked, Action::Read)?;
+                            s.authorize(ResourceType::Exchange, dlx, Action::Write)?;
+                        }
+                    }
                     let spec = QueueSpec {
                         name,
                         durable: m.durable,
                         exclusive: m.exclusive,
                         auto_delete: m.auto_delete,
-                        arguments: from_amqp_table(&m.arguments),
+                        arguments,
                     };
                     match s
                         .vhost
@@ -194,6 +237,7 @@ impl Channel {
                 } else {
                     m.routing_key.as_str().to_owned()
                 };
+                authorize_binding(s, m.exchange.as_str(), ResourceType::Queue, &queue, &key)?;
                 s.vhost.bind(
                     &strip_cr_lf(m.exchange.as_str()),
                     &queue,
@@ -217,6 +261,7 @@ impl Channel {
                 } else {
                     m.routing_key.as_str().to_owned()
                 };
+                authorize_binding(s, m.exchange.as_str(), ResourceType::Queue, &queue, &key)?;
                 s.vhost.unbind(
                     &strip_cr_lf(m.exchange.as_str()),
                     &queue,
@@ -232,6 +277,7 @@ impl Channel {
             }
             queue::AMQPMethod::Purge(m) => {
                 let name = self.queue_name(&strip_cr_lf(m.queue.as_str()))?;
+                s.authorize(ResourceType::Queue, &name, Action::Read)?;
                 if s.vhost.lookup_queue(&name).is_none() && s.vhost.streams().get(&name).is_some() {
                     return Err(AmqpError::new(
                         crate::error::ReplyCode::NotImplemented,
@@ -256,6 +302,7 @@ impl Channel {
             }
             queue::AMQPMethod::Delete(m) => {
                 let name = self.queue_name(&strip_cr_lf(m.queue.as_str()))?;
+                s.authorize(ResourceType::Queue, &name, Action::Configure)?;
                 let count = if s.vhost.lookup_queue(&name).is_none()
                     && s.vhost.streams().get(&name).is_some()
                 {
@@ -281,6 +328,26 @@ impl Channel {
         }
         Ok(())
     }
+}
+
+/// A binding from `source` to `destination`: write on the destination, read on the source,
+/// and on a topic exchange the topic permission's read pattern on the key (RabbitMQ's order).
+fn authorize_binding(
+    s: &Session,
+    source: &str,
+    kind: ResourceType,
+    destination: &str,
+    key: &str,
+) -> AmqpResult<()> {
+    let source = strip_cr_lf(source);
+    s.authorize(kind, &strip_cr_lf(destination), Action::Write)?;
+    s.authorize(ResourceType::Exchange, &source, Action::Read)?;
+    if let Ok(exchange) = s.vhost.exchange(&source)
+        && exchange.kind() == ExchangeKind::Topic
+    {
+        s.authorize_topic(&source, key, Action::Read)?;
+    }
+    Ok(())
 }
 
 pub(super) fn unimplemented() -> AmqpError {

@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use amq_protocol::protocol::{AMQPClass, basic, tx};
 use bytes::{Bytes, BytesMut};
-use ferrymq_core::exchange::{Exchange, Routed};
+use ferrymq_auth::{Action, ResourceType};
+use ferrymq_core::exchange::{Exchange, ExchangeKind, Routed};
 use ferrymq_core::message::Message;
 use ferrymq_core::queue::REPLY_TO;
 
@@ -129,12 +130,15 @@ impl Channel {
         Ok(())
     }
 
+    /// The exchange a publish goes to: write permission is checked when it enters the
+    /// channel's cache, so publishes after the first pay no pattern match.
     fn exchange(&mut self, s: &Session, name: &str) -> AmqpResult<Arc<Exchange>> {
         if let Some(x) = self.exchanges.get(name)
             && !x.is_deleted()
         {
             return Ok(x.clone());
         }
+        s.authorize(ResourceType::Exchange, name, Action::Write)?;
         let x = s.vhost.exchange(name)?;
         if self.exchanges.len() >= EXCHANGE_CACHE {
             self.exchanges.clear();
@@ -167,6 +171,10 @@ impl Channel {
                 ),
             )
             .on(at));
+        }
+        if exchange.kind() == ExchangeKind::Topic {
+            s.authorize_topic(exchange.name(), publish.routing_key.as_str(), Action::Write)
+                .map_err(|e| e.on(at))?;
         }
         let mut properties = header.properties;
         if let Some(user_id) = &properties.user_id

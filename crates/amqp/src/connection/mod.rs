@@ -330,7 +330,13 @@ impl Connection {
             published: false,
             durable_tx,
             sync_definitions: false,
+            topic_checks: false,
         };
+        let mut session = session;
+        session.topic_checks = self
+            .ctx
+            .users
+            .has_topic_permissions(&session.user.name, session.vhost.name());
         tracing::info!(
             peer = %self.peer,
             user = %session.user.name,

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use amq_protocol::protocol::AMQPClass;
 use bytes::BytesMut;
-use ferrymq_auth::User;
+use ferrymq_auth::{Action, ResourceType, User};
 use ferrymq_core::VHost;
 use ferrymq_core::connections::Registered;
 use ferrymq_core::queue::{DurabilityWait, Queue};
@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 use super::outbox::Outbox;
 use crate::codec::method::encode_method;
 use crate::context::AmqpContext;
+use crate::error::{AmqpError, AmqpResult, ReplyCode};
 
 /// Per-connection state handlers read and update.
 #[derive(Debug)]
@@ -37,9 +38,31 @@ pub struct Session {
     pub durable_tx: mpsc::Sender<(u16, u64, bool)>,
     /// A request changed durable definitions: replies wait until the journal is synced.
     pub sync_definitions: bool,
+    /// The user has topic permissions on this vhost: publishes to topic exchanges check
+    /// their routing key (otherwise they pay nothing).
+    pub topic_checks: bool,
 }
 
 impl Session {
+    /// RabbitMQ's configure/write/read check of the user on this vhost: 403 ACCESS_REFUSED.
+    pub fn authorize(&self, kind: ResourceType, name: &str, action: Action) -> AmqpResult<()> {
+        self.ctx
+            .users
+            .authorize(&self.user.name, self.vhost.name(), kind, name, action)
+            .map_err(|refusal| AmqpError::new(ReplyCode::AccessRefused, refusal.text))
+    }
+
+    /// The topic-permission check of a routing key on topic exchange `exchange`.
+    pub fn authorize_topic(&self, exchange: &str, key: &str, action: Action) -> AmqpResult<()> {
+        if !self.topic_checks {
+            return Ok(());
+        }
+        self.ctx
+            .users
+            .authorize_topic(&self.user.name, self.vhost.name(), exchange, key, action)
+            .map_err(|refusal| AmqpError::new(ReplyCode::AccessRefused, refusal.text))
+    }
+
     /// Queues a method reply (sent at the end of the current read batch).
     pub fn send(&mut self, channel: u16, method: &AMQPClass) {
         encode_method(channel, method, &mut self.pending);

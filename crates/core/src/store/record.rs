@@ -24,10 +24,13 @@ pub enum Kind {
     Setting = 7,
     /// A user's configure/write/read patterns on one vhost (key `vhost \0 user`).
     Permission = 8,
+    /// A user's write/read patterns for routing keys of one topic exchange
+    /// (key `vhost \0 user \0 exchange`).
+    TopicPermission = 9,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 9] = [
         Kind::Vhost,
         Kind::User,
         Kind::Exchange,
@@ -36,6 +39,7 @@ impl Kind {
         Kind::Stream,
         Kind::Setting,
         Kind::Permission,
+        Kind::TopicPermission,
     ];
 
     fn from_byte(byte: u8) -> Option<Kind> {
