@@ -136,6 +136,17 @@ class Broker:
         raise AssertionError(f"no log line matching {pattern!r} in {timeout}s:\n{self.log_tail()}")
 
 
+def wait_until(predicate, timeout=10.0, interval=0.05, message="condition"):
+    """Polls `predicate` (bounded) until it returns something truthy; returns that."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"{message} not met within {timeout}s")
+
+
 def _report(broker: Broker, request):
     rep = getattr(request.node, "rep_call", None)
     if rep is not None and rep.failed:

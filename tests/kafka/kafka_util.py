@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from conftest import Broker
+from conftest import Broker, wait_until  # noqa: F401 (re-exported)
 
 # Kafka's default makes the first rebalance of every group wait 3 s for more members; the
 # suite runs many short-lived groups, so it turns that off unless a test measures it.
@@ -32,14 +32,6 @@ def kcat(broker, *args, input=None, timeout=20):
     return proc.stdout
 
 
-def wait_until(predicate, timeout=10.0, interval=0.05, message="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"{message} not met within {timeout}s")
 
 
 def require_kcat():

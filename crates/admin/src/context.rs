@@ -25,6 +25,16 @@ pub struct ListenerInfo {
     pub port: u16,
 }
 
+impl ListenerInfo {
+    pub fn new(protocol: &str, addr: std::net::SocketAddr) -> Self {
+        Self {
+            protocol: protocol.to_owned(),
+            ip: addr.ip().to_string(),
+            port: addr.port(),
+        }
+    }
+}
+
 /// The Kafka frontend's parts the API shows.
 #[derive(Debug, Clone)]
 pub struct KafkaView {

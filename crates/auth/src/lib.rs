@@ -7,6 +7,7 @@
 //!
 //! ```text
 //! password   RabbitMQ's password hashes (sha256 default, sha512, md5)
+//! scram      SCRAM-SHA-256/512 credentials and the server side of an exchange (Kafka SASL)
 //! tags       what the management tags allow
 //! permission configure / write / read patterns of one user on one vhost
 //! store      UserStore: users + permissions, journaled, seeded from the config
@@ -31,6 +32,7 @@ mod config;
 mod error;
 pub mod password;
 pub mod permission;
+pub mod scram;
 mod store;
 pub mod tags;
 

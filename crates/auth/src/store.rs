@@ -1,7 +1,8 @@
 //! The user store: users and permissions in memory, journaled in core's definitions store.
 //!
 //! ```text
-//! Kind::User        key user name            {"name","password_hash","hashing_algorithm","tags"}
+//! Kind::User        key user name            {"name","password_hash","hashing_algorithm","tags",
+//!                                             "scram": {"SCRAM-SHA-256": {salt,iterations,..}}}
 //! Kind::Permission  key vhost \0 user        {"configure","write","read"}
 //! Kind::TopicPermission  key vhost \0 user \0 exchange  {"write","read"}
 //! Kind::Setting     key "auth.seeded"        names of config users seeded once already
@@ -19,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::access::{Action, Refusal, ResourceType, TopicPatterns, TopicPermission};
 use crate::permission::Patterns;
+use crate::scram::{DEFAULT_ITERATIONS, Mechanism, ScramCredential};
 use crate::{Error, HashingAlgorithm, PasswordHash, Permission, Tags, UserConfig};
 
 const SEEDED_KEY: &str = "auth.seeded";
@@ -29,6 +31,9 @@ pub struct User {
     pub name: String,
     pub hash: PasswordHash,
     pub tags: Tags,
+    /// SCRAM credentials for Kafka's SASL, derived whenever a clear-text password is set
+    /// (or set through AlterUserScramCredentials).
+    pub scram: BTreeMap<Mechanism, ScramCredential>,
 }
 
 impl User {
@@ -67,6 +72,20 @@ struct StoredUser {
     password_hash: String,
     hashing_algorithm: HashingAlgorithm,
     tags: Vec<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    scram: BTreeMap<Mechanism, ScramCredential>,
+}
+
+impl StoredUser {
+    fn of(user: &User) -> Self {
+        Self {
+            name: user.name.clone(),
+            password_hash: user.hash.to_base64(),
+            hashing_algorithm: user.hash.algorithm(),
+            tags: user.tags.as_slice().to_vec(),
+            scram: user.scram.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -115,6 +134,7 @@ impl UserStore {
                 name: stored.name,
                 hash,
                 tags: Tags::new(stored.tags),
+                scram: stored.scram,
             };
             state.users.insert(name, Arc::new(user));
         }
@@ -258,39 +278,104 @@ impl UserStore {
         if update.name.is_empty() {
             return Err(Error::EmptyName);
         }
-        let hash = match update.credentials {
+        // Derived outside the lock: PBKDF2 is deliberately slow.
+        let (hash, scram) = match update.credentials {
             Credentials::Password {
                 password,
                 algorithm,
-            } => Some(PasswordHash::new(algorithm, &password)?),
-            Credentials::Hash(hash) => Some(hash),
-            Credentials::Unchanged => None,
+            } => {
+                let mut scram = BTreeMap::new();
+                for m in Mechanism::ALL {
+                    scram.insert(
+                        m,
+                        ScramCredential::from_password(m, &password, DEFAULT_ITERATIONS)?,
+                    );
+                }
+                (Some(PasswordHash::new(algorithm, &password)?), Some(scram))
+            }
+            // Credentials of another password would be stale.
+            Credentials::Hash(hash) => (Some(hash), Some(BTreeMap::new())),
+            Credentials::Unchanged => (None, None),
         };
         let mut state = self.write();
         let existing = state.users.get(&update.name).cloned();
-        let hash = hash
-            .or_else(|| existing.as_ref().map(|u| u.hash.clone()))
-            .unwrap_or_else(PasswordHash::none);
         let user = User {
             name: update.name.clone(),
-            hash,
+            hash: hash
+                .or_else(|| existing.as_ref().map(|u| u.hash.clone()))
+                .unwrap_or_else(PasswordHash::none),
             tags: update.tags,
+            scram: scram
+                .or_else(|| existing.as_ref().map(|u| u.scram.clone()))
+                .unwrap_or_default(),
         };
-        let pending = match &self.definitions {
-            Some(definitions) => Some(definitions.put_json(
-                Kind::User,
-                &user.name,
-                &StoredUser {
-                    name: user.name.clone(),
-                    password_hash: user.hash.to_base64(),
-                    hashing_algorithm: user.hash.algorithm(),
-                    tags: user.tags.as_slice().to_vec(),
-                },
-            )?),
-            None => None,
-        };
+        let pending = self.journal_user(&user)?;
         state.users.insert(update.name, Arc::new(user));
         Ok((existing.is_none(), pending))
+    }
+
+    fn journal_user(&self, user: &User) -> Result<Option<Pending>, Error> {
+        match &self.definitions {
+            Some(definitions) => Ok(Some(definitions.put_json(
+                Kind::User,
+                &user.name,
+                &StoredUser::of(user),
+            )?)),
+            None => Ok(None),
+        }
+    }
+
+    /// `name`'s SCRAM credential for `mechanism`, if it has one.
+    pub fn scram_credential(&self, name: &str, mechanism: Mechanism) -> Option<ScramCredential> {
+        self.read()
+            .users
+            .get(name)
+            .and_then(|u| u.scram.get(&mechanism).cloned())
+    }
+
+    /// Sets (`Some`) or deletes (`None`) `name`'s SCRAM credential for `mechanism`, as
+    /// AlterUserScramCredentials does. A user that does not exist is created without a
+    /// password, tags or permissions (Kafka's SCRAM users are only names). Deleting a
+    /// credential that does not exist is `Error::NoSuchUser`.
+    pub fn set_scram(
+        &self,
+        name: &str,
+        mechanism: Mechanism,
+        credential: Option<ScramCredential>,
+    ) -> Result<Option<Pending>, Error> {
+        if name.is_empty() {
+            return Err(Error::EmptyName);
+        }
+        let mut state = self.write();
+        let mut user = match state.users.get(name) {
+            Some(u) => (**u).clone(),
+            None if credential.is_some() => User {
+                name: name.to_owned(),
+                hash: PasswordHash::none(),
+                tags: Tags::default(),
+                scram: BTreeMap::new(),
+            },
+            None => {
+                return Err(Error::NoSuchUser {
+                    user: name.to_owned(),
+                });
+            }
+        };
+        match credential {
+            Some(c) => {
+                user.scram.insert(mechanism, c);
+            }
+            None => {
+                if user.scram.remove(&mechanism).is_none() {
+                    return Err(Error::NoSuchUser {
+                        user: name.to_owned(),
+                    });
+                }
+            }
+        }
+        let pending = self.journal_user(&user)?;
+        state.users.insert(name.to_owned(), Arc::new(user));
+        Ok(pending)
     }
 
     /// Deletes a user and its permissions. `Ok(None)` if there was no such user.

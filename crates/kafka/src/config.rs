@@ -17,7 +17,22 @@ pub struct KafkaConfig {
     /// `HOST:PORT` or `HOST` that Metadata and FindCoordinator tell clients to connect to.
     /// Empty: derived from the bound address by the server.
     pub advertised: String,
-    /// Connections beyond this wait in the kernel's accept backlog.
+    /// Kafka's `listeners`: `NAME://HOST:PORT` entries, each a listener with the security
+    /// protocol `listener_security_protocol_map` gives its name (a name that is a protocol
+    /// needs no entry). Empty: one PLAINTEXT listener on `listen`.
+    pub listeners: Vec<String>,
+    /// Kafka's `advertised.listeners`: `NAME://HOST:PORT` per listener; a listener without
+    /// one advertises its bound address (or `advertised` with `listeners` empty).
+    pub advertised_listeners: Vec<String>,
+    /// Kafka's `listener.security.protocol.map`: `NAME:PROTOCOL` (PLAINTEXT, SSL,
+    /// SASL_PLAINTEXT, SASL_SSL).
+    pub listener_security_protocol_map: Vec<String>,
+    /// `sasl.enabled.mechanisms` of SASL listeners: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512.
+    pub sasl_enabled_mechanisms: Vec<String>,
+    /// `connections.max.reauth.ms` (KIP-368): a SASL session lasts this long, then the client
+    /// must authenticate again on the same connection or is disconnected; 0: forever.
+    pub connections_max_reauth_ms: u64,
+    /// Connections beyond this wait in the kernel's accept backlog (per listener).
     pub max_connections: usize,
     /// The virtual host whose streams are this listener's topics (its AMQP stream queues and
     /// Kafka topics are the same logs). Created at startup if missing.
@@ -57,6 +72,15 @@ impl Default for KafkaConfig {
         Self {
             listen: SocketAddr::from(([0, 0, 0, 0], 9092)),
             advertised: String::new(),
+            listeners: Vec::new(),
+            advertised_listeners: Vec::new(),
+            listener_security_protocol_map: Vec::new(),
+            sasl_enabled_mechanisms: vec![
+                "PLAIN".to_owned(),
+                "SCRAM-SHA-256".to_owned(),
+                "SCRAM-SHA-512".to_owned(),
+            ],
+            connections_max_reauth_ms: 0,
             max_connections: 10_000,
             vhost: "/".to_owned(),
             max_request_bytes: 100 * 1024 * 1024,

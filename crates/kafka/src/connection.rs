@@ -40,7 +40,9 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, trace, warn};
 
-use crate::message::{DecodeError, KafkaRequest, KafkaResponse, ResponseBody};
+use crate::listeners::KafkaListener;
+use crate::message::{DecodeError, KafkaRequest, KafkaResponse, RequestBody, ResponseBody};
+use crate::sasl::SaslSession;
 use crate::{Ctx, api, frame};
 
 /// Responses that may be outstanding on one connection before it stops reading.
@@ -63,7 +65,7 @@ pub enum Reply {
 }
 
 /// Per-connection facts handlers may need.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct ConnState {
     pub peer: SocketAddr,
     pub client_id: Option<StrBytes>,
@@ -72,6 +74,10 @@ pub struct ConnState {
     /// The registered connection, for listings and traffic counts (`None` in tests that
     /// serve in-memory pipes).
     pub registered: Option<Arc<Connection>>,
+    /// The listener it arrived on: its security protocol and advertised address.
+    pub listener: Arc<KafkaListener>,
+    /// SASL state (authenticated principal, session expiry).
+    pub sasl: SaslSession,
 }
 
 enum Outgoing {
@@ -85,6 +91,18 @@ pub async fn serve_connection(
     socket: TcpStream,
     peer: SocketAddr,
     ctx: Arc<Ctx>,
+    shutdown: CancellationToken,
+) {
+    let listener = ctx.default_listener();
+    serve_listener(socket, peer, ctx, listener, shutdown).await;
+}
+
+/// [`serve_connection`] for a connection accepted on `listener`.
+pub async fn serve_listener(
+    socket: TcpStream,
+    peer: SocketAddr,
+    ctx: Arc<Ctx>,
+    listener: Arc<KafkaListener>,
     shutdown: CancellationToken,
 ) {
     if let Err(e) = socket.set_nodelay(true) {
@@ -107,7 +125,12 @@ pub async fn serve_connection(
     });
     let (reader, writer) = socket.into_split();
     let connection = Arc::clone(registration.connection());
-    serve_registered(reader, writer, peer, ctx, shutdown, Some(connection)).await;
+    let conn = Conn {
+        peer,
+        listener,
+        registered: Some(connection),
+    };
+    serve_registered(reader, writer, conn, ctx, shutdown).await;
     drop(registration);
 }
 
@@ -122,27 +145,45 @@ pub async fn serve<R, W>(
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    serve_registered(reader, writer, peer, ctx, shutdown, None).await;
+    let conn = Conn {
+        peer,
+        listener: ctx.default_listener(),
+        registered: None,
+    };
+    serve_registered(reader, writer, conn, ctx, shutdown).await;
+}
+
+/// Who a connection is, before it is served.
+struct Conn {
+    peer: SocketAddr,
+    listener: Arc<KafkaListener>,
+    registered: Option<Arc<Connection>>,
 }
 
 async fn serve_registered<R, W>(
     reader: R,
     writer: W,
-    peer: SocketAddr,
+    conn: Conn,
     ctx: Arc<Ctx>,
     shutdown: CancellationToken,
-    registered: Option<Arc<Connection>>,
 ) where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
     let (tx, rx) = mpsc::channel(MAX_IN_FLIGHT);
+    let Conn {
+        peer,
+        listener,
+        registered,
+    } = conn;
     let counted = registered.clone();
     let state = ConnState {
         peer,
         client_id: None,
         shutdown,
         registered,
+        listener,
+        sasl: SaslSession::default(),
     };
     tokio::join!(
         read_loop(reader, tx, state, ctx),
@@ -272,6 +313,48 @@ async fn handle_frame(
     }
     let api_index = usize::try_from(request.body.api() as i16).unwrap_or(usize::MAX);
     let started = Instant::now();
+    if !state
+        .sasl
+        .allows(&state.listener, request.body.api(), started)
+    {
+        warn!(peer = %state.peer, api = ?request.body.api(), listener = %state.listener.name,
+            "closing Kafka connection: request before SASL authentication (or after the session expired)");
+        return false;
+    }
+    match &request.body {
+        RequestBody::SaslHandshake(r) => {
+            let body = state.sasl.handshake(ctx, &state.listener, r);
+            ctx.metrics.observe(api_index, started.elapsed());
+            let response = KafkaResponse {
+                correlation_id,
+                version,
+                body: ResponseBody::SaslHandshake(body),
+            };
+            return send_now(&response, tx, state).await;
+        }
+        RequestBody::SaslAuthenticate(r) => {
+            let outcome = state.sasl.authenticate(ctx, state.peer, r);
+            ctx.metrics.observe(api_index, started.elapsed());
+            if let (Some(c), Some(user), Some(mechanism)) = (
+                &state.registered,
+                &state.sasl.principal,
+                state.sasl.authenticated_with,
+            ) {
+                let user = user.clone();
+                c.update(|info| {
+                    info.user = user;
+                    info.auth_mechanism = mechanism.to_owned();
+                });
+            }
+            let response = KafkaResponse {
+                correlation_id,
+                version,
+                body: ResponseBody::SaslAuthenticate(outcome.response),
+            };
+            return send_now(&response, tx, state).await && !outcome.close;
+        }
+        _ => {}
+    }
     trace!(peer = %state.peer, api = ?request.body.api(), version, correlation_id, "request");
     match api::dispatch(ctx, state, request).await {
         Reply::Now(body) => {

@@ -12,6 +12,8 @@ use ferrymq_core::{Broker, Error, VHost};
 use kafka_protocol::messages::ApiKey;
 
 use crate::KafkaConfig;
+use crate::listeners::KafkaListener;
+use ferrymq_auth::UserStore;
 
 /// Shared state of the Kafka frontend; one per listener, behind an `Arc`.
 #[derive(Debug)]
@@ -27,6 +29,8 @@ pub struct Ctx {
     pub(crate) cluster_id: String,
     /// Requests and their latency, per API key.
     pub(crate) metrics: Arc<RequestMetrics>,
+    /// The broker's users (SASL logins, SCRAM credentials).
+    pub(crate) users: Arc<UserStore>,
 }
 
 /// `segment.ms` default: Kafka's `log.roll.hours` = 168.
@@ -90,6 +94,30 @@ impl Ctx {
         advertised_host: impl Into<String>,
         advertised_port: u16,
     ) -> Result<Arc<Self>, Error> {
+        // Tests and embedders without a user store: RabbitMQ's default user.
+        let guest = ferrymq_auth::UserConfig::new("guest", "guest", &["*"]);
+        let users =
+            UserStore::in_memory(&[guest], &["guest".to_owned()]).map_err(|e| Error::Internal {
+                reason: format!("default user: {e}"),
+            })?;
+        Self::with_users(
+            broker,
+            config,
+            advertised_host,
+            advertised_port,
+            Arc::new(users),
+        )
+    }
+
+    /// [`Ctx::new`] over the broker's user store. `advertised_host`/`advertised_port` are
+    /// the default listener's (connections served without a listener of their own).
+    pub fn with_users(
+        broker: Arc<Broker>,
+        config: KafkaConfig,
+        advertised_host: impl Into<String>,
+        advertised_port: u16,
+        users: Arc<UserStore>,
+    ) -> Result<Arc<Self>, Error> {
         let vhost = broker.kafka_vhost()?;
         let streams = Arc::clone(vhost.streams());
         streams.set_defaults(stream_defaults(&broker, &config))?;
@@ -126,6 +154,7 @@ impl Ctx {
             advertised_port: i32::from(advertised_port),
             cluster_id,
             metrics: Arc::new(request_metrics()),
+            users,
         }))
     }
 
@@ -146,6 +175,17 @@ impl Ctx {
 
     pub(crate) fn broker(&self) -> &Broker {
         &self.broker
+    }
+
+    /// The listener connections served without one are taken to arrive on: PLAINTEXT at the
+    /// advertised address given to [`Ctx::new`].
+    pub fn default_listener(&self) -> Arc<KafkaListener> {
+        Arc::new(KafkaListener {
+            name: "PLAINTEXT".to_owned(),
+            security: crate::SecurityProtocol::Plaintext,
+            advertised_host: self.advertised_host.clone(),
+            advertised_port: self.advertised_port,
+        })
     }
 
     /// The consumer-group coordinator (for the management API's view of groups).

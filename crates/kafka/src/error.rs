@@ -9,6 +9,12 @@ pub mod code {
     use kafka_protocol::ResponseError as E;
 
     pub const NONE: i16 = 0;
+    pub const UNSUPPORTED_SASL_MECHANISM: i16 = E::UnsupportedSaslMechanism.code();
+    pub const ILLEGAL_SASL_STATE: i16 = E::IllegalSaslState.code();
+    pub const SASL_AUTHENTICATION_FAILED: i16 = E::SaslAuthenticationFailed.code();
+    pub const CLUSTER_AUTHORIZATION_FAILED: i16 = E::ClusterAuthorizationFailed.code();
+    pub const UNACCEPTABLE_CREDENTIAL: i16 = E::UnacceptableCredential.code();
+    pub const DUPLICATE_RESOURCE: i16 = E::DuplicateResource.code();
     pub const UNKNOWN_SERVER_ERROR: i16 = E::UnknownServerError.code();
     pub const OFFSET_OUT_OF_RANGE: i16 = E::OffsetOutOfRange.code();
     pub const CORRUPT_MESSAGE: i16 = E::CorruptMessage.code();

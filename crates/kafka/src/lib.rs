@@ -42,10 +42,13 @@ mod ctx;
 pub mod error;
 pub mod frame;
 pub mod header;
+pub mod listeners;
 pub mod message;
+mod sasl;
 pub mod topic_config;
 pub mod versions;
 
 pub use config::KafkaConfig;
-pub use connection::{serve, serve_connection};
+pub use connection::{serve, serve_connection, serve_listener};
 pub use ctx::Ctx;
+pub use listeners::{KafkaListener, ListenerSpec, SecurityProtocol};

@@ -124,6 +124,10 @@ apis! {
     IncrementalAlterConfigs: IncrementalAlterConfigsRequest => IncrementalAlterConfigsResponse,
     OffsetDelete: OffsetDeleteRequest => OffsetDeleteResponse,
     DescribeCluster: DescribeClusterRequest => DescribeClusterResponse,
+    SaslHandshake: SaslHandshakeRequest => SaslHandshakeResponse,
+    SaslAuthenticate: SaslAuthenticateRequest => SaslAuthenticateResponse,
+    DescribeUserScramCredentials: DescribeUserScramCredentialsRequest => DescribeUserScramCredentialsResponse,
+    AlterUserScramCredentials: AlterUserScramCredentialsRequest => AlterUserScramCredentialsResponse,
 }
 
 /// A request as the connection hands it to a handler.

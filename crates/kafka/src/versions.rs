@@ -24,6 +24,9 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::SyncGroup, 0, 5),
     (ApiKey::DescribeGroups, 0, 5),
     (ApiKey::ListGroups, 0, 4),
+    // v0's raw SASL tokens after the handshake are not served: clients use v1 with
+    // SaslAuthenticate once the broker offers it.
+    (ApiKey::SaslHandshake, 1, 1),
     (ApiKey::ApiVersions, 0, 3),
     (ApiKey::CreateTopics, 2, 7),
     (ApiKey::DeleteTopics, 1, 6),
@@ -32,10 +35,13 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::OffsetForLeaderEpoch, 2, 4),
     (ApiKey::DescribeConfigs, 1, 4),
     (ApiKey::AlterConfigs, 0, 2),
+    (ApiKey::SaslAuthenticate, 0, 2),
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::OffsetDelete, 0, 0),
+    (ApiKey::DescribeUserScramCredentials, 0, 0),
+    (ApiKey::AlterUserScramCredentials, 0, 0),
     (ApiKey::DescribeCluster, 0, 1),
 ];
 
@@ -99,6 +105,16 @@ mod tests {
             }
             ApiKey::OffsetDelete => r!(OffsetDeleteRequest, OffsetDeleteResponse),
             ApiKey::DescribeCluster => r!(DescribeClusterRequest, DescribeClusterResponse),
+            ApiKey::SaslHandshake => r!(SaslHandshakeRequest, SaslHandshakeResponse),
+            ApiKey::SaslAuthenticate => r!(SaslAuthenticateRequest, SaslAuthenticateResponse),
+            ApiKey::DescribeUserScramCredentials => r!(
+                DescribeUserScramCredentialsRequest,
+                DescribeUserScramCredentialsResponse
+            ),
+            ApiKey::AlterUserScramCredentials => r!(
+                AlterUserScramCredentialsRequest,
+                AlterUserScramCredentialsResponse
+            ),
             other => panic!("no range for {other:?}"),
         }
     }
@@ -126,6 +142,6 @@ mod tests {
         sorted.dedup();
         assert_eq!(keys, sorted);
         assert!(supports(ApiKey::Fetch, 16) && !supports(ApiKey::Fetch, 17));
-        assert!(!supports(ApiKey::SaslHandshake, 0));
+        assert!(!supports(ApiKey::SaslHandshake, 0) && supports(ApiKey::SaslHandshake, 1));
     }
 }

@@ -39,7 +39,40 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let mut signals = Signals::install()?;
 
     let amqp = Listener::bind("amqp", config.amqp.listen, config.amqp.max_connections).await?;
-    let kafka = Listener::bind("kafka", config.kafka.listen, config.kafka.max_connections).await?;
+    let kafka_specs = ferrymq_kafka::listeners::specs(&config.kafka)
+        .map_err(|reason| anyhow!("invalid kafka listeners: {reason}"))?;
+    let mut kafka_listeners = Vec::new();
+    for spec in kafka_specs {
+        let bound = Listener::bind("kafka", spec.bind, config.kafka.max_connections).await?;
+        let advertised =
+            advertised::resolve(&spec.advertised, bound.local_addr()).map_err(|reason| {
+                anyhow!(
+                    "invalid advertised address of Kafka listener {}: {reason}",
+                    spec.name
+                )
+            })?;
+        info!(
+            listener = %spec.name,
+            security = %spec.security,
+            "kafka listener on {} tells clients to connect to {advertised}",
+            bound.local_addr()
+        );
+        let listener = ferrymq_kafka::KafkaListener {
+            name: spec.name,
+            security: spec.security,
+            advertised_host: advertised.host,
+            advertised_port: i32::from(advertised.port),
+        };
+        kafka_listeners.push((bound, Arc::new(listener)));
+    }
+    let Some((first_kafka, first_listener)) = kafka_listeners.first() else {
+        anyhow::bail!("no Kafka listener configured");
+    };
+    let kafka_addr = first_kafka.local_addr();
+    let kafka_advertised = (
+        first_listener.advertised_host.clone(),
+        u16::try_from(first_listener.advertised_port).unwrap_or(0),
+    );
     let http = Listener::bind("http", config.http.listen, config.http.max_connections).await?;
     let metrics = if config.metrics.enabled {
         Some(
@@ -53,10 +86,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     } else {
         None
     };
-    let addrs = (amqp.local_addr(), kafka.local_addr(), http.local_addr());
-    let kafka_advertised = advertised::resolve(&config.kafka.advertised, addrs.1)
-        .map_err(|reason| anyhow!("invalid kafka.advertised: {reason}"))?;
-    info!("kafka clients will be told to connect to {kafka_advertised}");
+    let addrs = (amqp.local_addr(), kafka_addr, http.local_addr());
 
     // Storage and state, after the lock and before any listener accepts. Opening may recover
     // logs from disk: blocking work, kept off the runtime's workers.
@@ -65,16 +95,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .await
         .context("opening the broker")?
         .with_context(|| format!("cannot open the broker's state in {}", data_dir.display()))?;
-
-    // The Kafka frontend's shared state (topic defaults, group coordinator, cluster id).
-    let kafka_ctx = {
-        let (broker, config) = (Arc::clone(&broker), config.kafka.clone());
-        let (host, port) = (kafka_advertised.host.clone(), kafka_advertised.port);
-        tokio::task::spawn_blocking(move || ferrymq_kafka::Ctx::new(broker, config, host, port))
-            .await
-            .context("starting the Kafka frontend")?
-            .context("cannot start the Kafka frontend")?
-    };
 
     // One user store for every protocol, in the definitions journal; the config seeds it.
     let users = {
@@ -98,6 +118,22 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     };
     let users = Arc::new(users);
 
+    // The Kafka frontend's shared state (topic defaults, group coordinator, cluster id).
+    let kafka_ctx = {
+        let (broker, config, users) = (
+            Arc::clone(&broker),
+            config.kafka.clone(),
+            Arc::clone(&users),
+        );
+        let (host, port) = kafka_advertised;
+        tokio::task::spawn_blocking(move || {
+            ferrymq_kafka::Ctx::with_users(broker, config, host, port, users)
+        })
+        .await
+        .context("starting the Kafka frontend")?
+        .context("cannot start the Kafka frontend")?
+    };
+
     // Retention for every vhost's streams (on Kafka's schedule: stream queues outside the
     // Kafka vhost are the same logs) and the topic -> exchange fan-out.
     let retention_every =
@@ -113,15 +149,21 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         config.amqp.clone(),
         Arc::clone(&users),
     );
-    let admin = admin_context(
-        &config,
-        &broker,
-        &users,
-        &kafka_ctx,
-        &amqp_ctx,
-        &addrs,
-        metrics.as_ref(),
+    let mut listening = vec![
+        ListenerInfo::new("amqp", addrs.0),
+        ListenerInfo::new("http", addrs.2),
+    ];
+    listening.extend(
+        kafka_listeners
+            .iter()
+            .map(|(bound, _)| ListenerInfo::new("kafka", bound.local_addr())),
     );
+    listening.extend(
+        metrics
+            .iter()
+            .map(|m| ListenerInfo::new("prometheus", m.local_addr())),
+    );
+    let admin = admin_context(&config, &broker, &users, &kafka_ctx, &amqp_ctx, listening);
     let admin = Arc::new(admin);
     ferrymq_admin::start(&admin);
     if !config.server.load_definitions.as_os_str().is_empty() {
@@ -130,11 +172,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let amqp_handler =
         move |s, p, t| ferrymq_amqp::serve_connection(s, p, Arc::clone(&amqp_ctx), t);
     tracker.spawn(amqp.serve(amqp_handler, shutdown.clone()));
-    let kafka_handler = {
+    for (bound, listener) in kafka_listeners {
         let ctx = Arc::clone(&kafka_ctx);
-        move |s, p, t| ferrymq_kafka::serve_connection(s, p, Arc::clone(&ctx), t)
-    };
-    tracker.spawn(kafka.serve(kafka_handler, shutdown.clone()));
+        let handler = move |s, p, t| {
+            ferrymq_kafka::serve_listener(s, p, Arc::clone(&ctx), Arc::clone(&listener), t)
+        };
+        tracker.spawn(bound.serve(handler, shutdown.clone()));
+    }
     let router = ferrymq_admin::router(Arc::clone(&admin));
     let http_handler = move |s, p, t| http::serve_connection(router.clone(), s, p, t);
     tracker.spawn(http.serve(http_handler, shutdown.clone()));
@@ -183,27 +227,9 @@ fn admin_context(
     users: &Arc<UserStore>,
     kafka: &Arc<ferrymq_kafka::Ctx>,
     amqp: &Arc<ferrymq_amqp::AmqpContext>,
-    addrs: &(
-        std::net::SocketAddr,
-        std::net::SocketAddr,
-        std::net::SocketAddr,
-    ),
-    metrics: Option<&Listener>,
+    listeners: Vec<ListenerInfo>,
 ) -> AdminContext {
     let host = gethostname::gethostname().to_string_lossy().into_owned();
-    let listener = |protocol: &str, addr: std::net::SocketAddr| ListenerInfo {
-        protocol: protocol.to_owned(),
-        ip: addr.ip().to_string(),
-        port: addr.port(),
-    };
-    let mut listeners = vec![
-        listener("amqp", addrs.0),
-        listener("kafka", addrs.1),
-        listener("http", addrs.2),
-    ];
-    if let Some(m) = metrics {
-        listeners.push(listener("prometheus", m.local_addr()));
-    }
     let mut ctx = AdminContext::new(
         Arc::clone(broker),
         Arc::clone(users),

@@ -8,14 +8,19 @@ use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeCluster
 use super::metadata::ALL_CLUSTER_OPERATIONS;
 use super::s;
 use crate::Ctx;
-use crate::connection::Reply;
+use crate::connection::{ConnState, Reply};
 use crate::error::code;
 use crate::message::ResponseBody;
 
 /// DescribeCluster `endpoint_type` 1: broker endpoints (2, controllers, is not served).
 const ENDPOINT_BROKERS: i8 = 1;
 
-pub(super) fn handle(ctx: &Arc<Ctx>, request: &DescribeClusterRequest, version: i16) -> Reply {
+pub(super) fn handle(
+    ctx: &Arc<Ctx>,
+    conn: &ConnState,
+    request: &DescribeClusterRequest,
+    version: i16,
+) -> Reply {
     let node = BrokerId(ctx.config.node_id);
     let mut response = DescribeClusterResponse::default()
         .with_cluster_id(s(ctx.cluster_id.clone()))
@@ -24,8 +29,8 @@ pub(super) fn handle(ctx: &Arc<Ctx>, request: &DescribeClusterRequest, version: 
         .with_brokers(vec![
             DescribeClusterBroker::default()
                 .with_broker_id(node)
-                .with_host(s(ctx.advertised_host.clone()))
-                .with_port(ctx.advertised_port),
+                .with_host(s(conn.listener.advertised_host.clone()))
+                .with_port(conn.listener.advertised_port),
         ]);
     if version >= 1 && request.endpoint_type != ENDPOINT_BROKERS {
         response = response

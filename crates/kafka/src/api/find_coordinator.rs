@@ -9,7 +9,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::s;
 use crate::Ctx;
-use crate::connection::Reply;
+use crate::connection::{ConnState, Reply};
 use crate::error::code;
 use crate::message::ResponseBody;
 
@@ -32,10 +32,15 @@ fn answer(ctx: &Ctx, key: &StrBytes, key_type: i8) -> (i16, Option<String>) {
     (code::NONE, None)
 }
 
-pub(super) fn handle(ctx: &Arc<Ctx>, request: &FindCoordinatorRequest, version: i16) -> Reply {
+pub(super) fn handle(
+    ctx: &Arc<Ctx>,
+    conn: &ConnState,
+    request: &FindCoordinatorRequest,
+    version: i16,
+) -> Reply {
     let node = BrokerId(ctx.config.node_id);
-    let host = s(ctx.advertised_host.clone());
-    let port = ctx.advertised_port;
+    let host = s(conn.listener.advertised_host.clone());
+    let port = conn.listener.advertised_port;
     let response = if version >= 4 {
         let coordinators = request
             .coordinator_keys

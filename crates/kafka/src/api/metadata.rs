@@ -15,7 +15,7 @@ use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, Topi
 
 use super::{s, topics};
 use crate::Ctx;
-use crate::connection::Reply;
+use crate::connection::{ConnState, Reply};
 use crate::error::code;
 use crate::message::ResponseBody;
 
@@ -35,12 +35,13 @@ const ALL_TOPIC_OPERATIONS: i32 = ops(&[3, 4, 5, 6, 7, 8, 10, 11]);
 /// CREATE, ALTER, DESCRIBE, CLUSTER_ACTION, DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE.
 pub(crate) const ALL_CLUSTER_OPERATIONS: i32 = ops(&[5, 7, 8, 9, 10, 11, 12]);
 
-/// The broker list every Metadata-like response carries: just this node.
-pub(crate) fn broker(ctx: &Ctx) -> MetadataResponseBroker {
+/// The broker list every Metadata-like response carries: just this node, at the address
+/// the client's listener advertises.
+pub(crate) fn broker(ctx: &Ctx, conn: &ConnState) -> MetadataResponseBroker {
     MetadataResponseBroker::default()
         .with_node_id(BrokerId(ctx.config.node_id))
-        .with_host(s(ctx.advertised_host.clone()))
-        .with_port(ctx.advertised_port)
+        .with_host(s(conn.listener.advertised_host.clone()))
+        .with_port(conn.listener.advertised_port)
 }
 
 fn topic_entry(
@@ -69,7 +70,12 @@ fn topic_entry(
     topic
 }
 
-pub(super) async fn handle(ctx: &Arc<Ctx>, request: MetadataRequest, version: i16) -> Reply {
+pub(super) async fn handle(
+    ctx: &Arc<Ctx>,
+    conn: &ConnState,
+    request: MetadataRequest,
+    version: i16,
+) -> Reply {
     let ops = request.include_topic_authorized_operations;
     let allow_create = version < 4 || request.allow_auto_topic_creation;
     let mut topics_out = Vec::new();
@@ -138,7 +144,7 @@ pub(super) async fn handle(ctx: &Arc<Ctx>, request: MetadataRequest, version: i1
         }
     }
     let mut response = MetadataResponse::default()
-        .with_brokers(vec![broker(ctx)])
+        .with_brokers(vec![broker(ctx, conn)])
         .with_cluster_id(Some(s(ctx.cluster_id.clone())))
         .with_controller_id(BrokerId(ctx.config.node_id))
         .with_topics(topics_out);

@@ -29,6 +29,7 @@ mod offset_delete;
 mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
+mod scram_credentials;
 mod sync_group;
 mod topics;
 
@@ -51,7 +52,7 @@ pub async fn dispatch(ctx: &Arc<Ctx>, conn: &ConnState, request: KafkaRequest) -
         RequestBody::ApiVersions(r) => {
             Reply::Now(ResponseBody::ApiVersions(api_versions::handle(&r, v)))
         }
-        RequestBody::Metadata(r) => metadata::handle(ctx, r, v).await,
+        RequestBody::Metadata(r) => metadata::handle(ctx, conn, r, v).await,
         RequestBody::Produce(r) => produce::handle(ctx, r, v).await,
         RequestBody::Fetch(r) => fetch::handle(ctx, conn, r, v),
         RequestBody::ListOffsets(r) => list_offsets::handle(ctx, r, v),
@@ -62,9 +63,9 @@ pub async fn dispatch(ctx: &Arc<Ctx>, conn: &ConnState, request: KafkaRequest) -
         RequestBody::AlterConfigs(r) => alter_configs::handle_legacy(ctx, r, v),
         RequestBody::IncrementalAlterConfigs(r) => alter_configs::handle_incremental(ctx, r, v),
         RequestBody::DeleteRecords(r) => delete_records::handle(ctx, r, v),
-        RequestBody::DescribeCluster(r) => describe_cluster::handle(ctx, &r, v),
+        RequestBody::DescribeCluster(r) => describe_cluster::handle(ctx, conn, &r, v),
         RequestBody::OffsetForLeaderEpoch(r) => offset_for_leader_epoch::handle(ctx, &r, v),
-        RequestBody::FindCoordinator(r) => find_coordinator::handle(ctx, &r, v),
+        RequestBody::FindCoordinator(r) => find_coordinator::handle(ctx, conn, &r, v),
         RequestBody::JoinGroup(r) => join_group::handle(ctx, conn, r, v),
         RequestBody::SyncGroup(r) => sync_group::handle(ctx, conn, r, v),
         RequestBody::Heartbeat(r) => heartbeat::handle(ctx, &r, v),
@@ -76,6 +77,15 @@ pub async fn dispatch(ctx: &Arc<Ctx>, conn: &ConnState, request: KafkaRequest) -
         RequestBody::DeleteGroups(r) => delete_groups::handle(ctx, r, v),
         RequestBody::OffsetDelete(r) => offset_delete::handle(ctx, r, v),
         RequestBody::InitProducerId(r) => init_producer_id::handle(ctx, &r, v),
+        RequestBody::DescribeUserScramCredentials(r) => scram_credentials::describe(ctx, conn, &r),
+        RequestBody::AlterUserScramCredentials(r) => scram_credentials::alter(ctx, conn, &r),
+        // The connection answers these itself (they change its SASL state).
+        RequestBody::SaslHandshake(_) => Reply::Now(ResponseBody::SaslHandshake(
+            SaslHandshakeResponse::default().with_error_code(code::ILLEGAL_SASL_STATE),
+        )),
+        RequestBody::SaslAuthenticate(_) => Reply::Now(ResponseBody::SaslAuthenticate(
+            SaslAuthenticateResponse::default().with_error_code(code::ILLEGAL_SASL_STATE),
+        )),
     }
 }
 

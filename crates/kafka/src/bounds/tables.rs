@@ -15,6 +15,10 @@ use kafka_protocol::messages::{
     offset_fetch_request as offset_fetch, offset_for_leader_epoch_request as leader_epoch,
     produce_request as produce, sync_group_request as sync_group,
 };
+use kafka_protocol::messages::{
+    alter_user_scram_credentials_request as scram_alter,
+    describe_user_scram_credentials_request as scram_describe,
+};
 use kafka_protocol::protocol::StrBytes;
 
 use super::{Elem, Field, Kind, Schema};
@@ -83,6 +87,10 @@ pub(crate) fn schema(api_key: i16) -> Option<&'static Schema> {
         44 => &INCREMENTAL_ALTER_CONFIGS,
         47 => &OFFSET_DELETE,
         60 => &DESCRIBE_CLUSTER,
+        17 => &SASL_HANDSHAKE,
+        36 => &SASL_AUTHENTICATE,
+        50 => &DESCRIBE_USER_SCRAM_CREDENTIALS,
+        51 => &ALTER_USER_SCRAM_CREDENTIALS,
         _ => return None,
     })
 }
@@ -575,6 +583,50 @@ pub(crate) static CONSUMER_SUBSCRIPTION: Schema = Schema {
         ), // owned_partitions
         f(I32, 2, ALL),     // generation_id
         f(STR, 3, ALL),     // rack_id
+    ],
+};
+
+static SASL_HANDSHAKE: Schema = Schema {
+    flexible_from: NONE,
+    fields: &[f(STR, 0, ALL)], // mechanism
+};
+
+static SASL_AUTHENTICATE: Schema = Schema {
+    flexible_from: 2,
+    fields: &[f(BYTES, 0, ALL)], // auth_bytes
+};
+
+static DESCRIBE_USER_SCRAM_CREDENTIALS: Schema = Schema {
+    flexible_from: 0,
+    fields: &[f(
+        array::<scram_describe::UserName>(&[f(STR, 0, ALL)]), // users (name)
+        0,
+        ALL,
+    )],
+};
+
+static ALTER_USER_SCRAM_CREDENTIALS: Schema = Schema {
+    flexible_from: 0,
+    fields: &[
+        f(
+            array::<scram_alter::ScramCredentialDeletion>(&[
+                f(STR, 0, ALL), // name
+                f(I8, 0, ALL),  // mechanism
+            ]),
+            0,
+            ALL,
+        ),
+        f(
+            array::<scram_alter::ScramCredentialUpsertion>(&[
+                f(STR, 0, ALL),   // name
+                f(I8, 0, ALL),    // mechanism
+                f(I32, 0, ALL),   // iterations
+                f(BYTES, 0, ALL), // salt
+                f(BYTES, 0, ALL), // salted_password
+            ]),
+            0,
+            ALL,
+        ),
     ],
 };
 

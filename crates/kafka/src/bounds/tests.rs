@@ -145,6 +145,16 @@ fn every_schema_walks_an_empty_request_of_every_version() {
     );
     check!(ApiKey::OffsetDelete, OffsetDeleteRequest);
     check!(ApiKey::DescribeCluster, DescribeClusterRequest);
+    check!(ApiKey::SaslHandshake, SaslHandshakeRequest);
+    check!(ApiKey::SaslAuthenticate, SaslAuthenticateRequest);
+    check!(
+        ApiKey::DescribeUserScramCredentials,
+        DescribeUserScramCredentialsRequest
+    );
+    check!(
+        ApiKey::AlterUserScramCredentials,
+        AlterUserScramCredentialsRequest
+    );
 }
 
 #[test]
