@@ -5,11 +5,16 @@ the management API, and (in `certs`) certificates generated for the test session
   prints for each Kafka listener it binds.
 - `secure_broker(make_broker, listeners, env)`: a broker whose `kafka.listeners` are
   `listeners` (each bound to port 0 on loopback).
+- `ready_addr(broker, "amqps")`, `tls_env(pki)`: the TLS listeners' addresses, and the
+  variables that turn them on.
 - `add_user(broker, name, password, tags)`: a user with full permissions on "/".
 """
 
 import json
 import re
+import shutil
+
+import pytest
 
 import requests
 
@@ -25,6 +30,27 @@ def kafka_listeners(broker) -> dict:
         if match:
             found[match.group(2)] = match.group(1)
     return found
+
+
+def ready_addr(broker, name) -> tuple[str, int]:
+    """An address the ready line names beyond amqp/kafka/http (`amqps`, `https`)."""
+    for line in broker.output:
+        match = re.search(rf"ferrymq ready .* {name}=(\S+)", line)
+        if match:
+            host, _, port = match.group(1).rpartition(":")
+            return host, int(port)
+    raise AssertionError(f"no {name}= in the ready line")
+
+
+def tls_env(pki, client_auth="optional", **kw) -> dict:
+    """Variables for a broker with amqps and https on loopback, serving `pki`'s server cert."""
+    return {
+        **pki.server_settings(client_auth=client_auth, **kw),
+        "FERRYMQ_AMQP_TLS_ENABLED": "true",
+        "FERRYMQ_AMQP_TLS_LISTEN": "127.0.0.1:0",
+        "FERRYMQ_HTTP_TLS_ENABLED": "true",
+        "FERRYMQ_HTTP_TLS_LISTEN": "127.0.0.1:0",
+    }
 
 
 def secure_broker(make_broker, listeners=("SASL_PLAINTEXT",), env=None, args=(), name="data"):
@@ -47,3 +73,11 @@ def add_user(broker, name, password, tags="", vhost="/"):
         json={"configure": ".*", "write": ".*", "read": ".*"}, auth=auth, timeout=10,
     )
     assert r.status_code in (201, 204), r.text
+
+
+def require_kcat() -> str:
+    """Debian's kcat (make test installs it)."""
+    path = shutil.which("kcat")
+    if not path:
+        pytest.skip("kcat is not installed (make test installs it)")
+    return path

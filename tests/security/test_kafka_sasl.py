@@ -203,3 +203,22 @@ def test_one_user_store_serves_amqp_and_kafka(sasl_broker):
     AdminClient(sasl_conf(sasl_broker, "PLAIN", "carol", "carol-pw")).list_topics(timeout=10)
     params = pika.URLParameters(f"amqp://carol:carol-pw@127.0.0.1:{sasl_broker.amqp[1]}/%2F")
     pika.BlockingConnection(params).close()
+
+
+def test_a_v0_handshake_is_followed_by_bare_sasl_tokens(sasl_broker):
+    """SaslHandshake v0 (clients before SaslAuthenticate): the token travels without a
+    request header, and so does the broker's reply; a wrong password closes the connection."""
+    host, port = kafka_listeners(sasl_broker)["SASL_PLAINTEXT"].rsplit(":", 1)
+    for password, accepted in [(b"alice-secret", True), (b"wrong", False)]:
+        with socket.create_connection((host, int(port)), timeout=5) as sock:
+            kafka_request(sock, 17, 0, 1, struct.pack(">h", 5) + b"PLAIN")
+            assert struct.unpack(">ih", read_response(sock)[:6]) == (1, 0)
+            token = b"\x00alice\x00" + password
+            sock.sendall(struct.pack(">i", len(token)) + token)
+            reply = read_response(sock)
+            if not accepted:
+                assert reply is None
+                continue
+            assert reply == b""
+            kafka_request(sock, 3, 1, 2, struct.pack(">i", -1))  # Metadata v1 now served
+            assert struct.unpack(">i", read_response(sock)[:4]) == (2,)

@@ -5,11 +5,27 @@ use std::net::SocketAddr;
 use ferrymq_auth::UserConfig;
 use serde::{Deserialize, Serialize};
 
+/// The certificate field EXTERNAL takes the user name from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CertLogin {
+    /// The subject's common name (`alice`).
+    CommonName,
+    /// The whole subject, RFC 2253 (`CN=alice,O=Example`).
+    DistinguishedName,
+}
+
 /// The AMQP frontend's configuration (the server composes it as the `[amqp]` section).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AmqpConfig {
     pub listen: SocketAddr,
+    /// A second listener, for AMQP over TLS (`amqps`), with the certificates of `[tls]`.
+    pub tls_enabled: bool,
+    pub tls_listen: SocketAddr,
+    /// Which part of a client certificate names the user when a client logs in with
+    /// EXTERNAL (RabbitMQ's `ssl_cert_login_from`).
+    pub ssl_cert_login_from: CertLogin,
     /// Further clients wait in the kernel's accept backlog until a connection closes.
     pub max_connections: usize,
     /// Heartbeat timeout proposed to clients, in seconds; 0 disables heartbeats.
@@ -41,6 +57,9 @@ impl Default for AmqpConfig {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([0, 0, 0, 0], 5672)),
+            tls_enabled: false,
+            tls_listen: SocketAddr::from(([0, 0, 0, 0], 5671)),
+            ssl_cert_login_from: CertLogin::CommonName,
             max_connections: 10_000,
             heartbeat: 60,
             frame_max: 131_072,

@@ -42,6 +42,6 @@ pub mod connection;
 mod context;
 pub mod error;
 
-pub use config::AmqpConfig;
-pub use connection::serve_connection;
+pub use config::{AmqpConfig, CertLogin};
+pub use connection::{serve_connection, serve_stream};
 pub use context::AmqpContext;

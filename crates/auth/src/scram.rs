@@ -295,7 +295,11 @@ impl ServerFirst {
         if binding != Some(expected_binding.as_str()) {
             return Err(ScramError::Malformed("channel binding does not match"));
         }
-        if nonce != Some(self.nonce.as_str()) {
+        // librdkafka before 2.6.1 (Debian's kcat among them) sends the client nonce twice,
+        // `r=<cnonce><cnonce><snonce>` (librdkafka#4895); Kafka 3.8.1 to 3.9 accept it too. It
+        // still carries this exchange's server nonce, so a replayed proof stays refused.
+        let doubled = format!("{}{}", self.client_first.nonce, self.nonce);
+        if nonce != Some(self.nonce.as_str()) && nonce != Some(doubled.as_str()) {
             return Err(ScramError::Malformed("nonce does not match"));
         }
         let proof = STANDARD
@@ -356,6 +360,42 @@ mod tests {
         let at = wrong.len() - 10;
         wrong[at] = if wrong[at] == b'A' { b'B' } else { b'A' };
         assert_eq!(server.finish(&wrong), Err(ScramError::InvalidCredentials));
+    }
+
+    /// librdkafka < 2.6.1's client-final repeats the client nonce; its proof signs that.
+    #[test]
+    fn a_doubled_client_nonce_is_accepted_and_any_other_nonce_refused() {
+        let m = Mechanism::Sha256;
+        let salt = b"salt-of-sixteen!".to_vec();
+        let salted = m.salted_password(b"secret", &salt, 4096);
+        let credential = ScramCredential::from_salted(m, salt, 4096, &salted);
+        let first = ClientFirst::parse(b"n,,n=u,r=cnonce").unwrap();
+        let server = ServerFirst::new(m, credential, first, "snonce");
+        let client_key = m.hmac(&salted, b"Client Key");
+        let stored_key = m.hash(&client_key);
+        let final_with = |nonce: &str| {
+            let without_proof = format!("c=biws,r={nonce}");
+            let auth = format!(
+                "n=u,r=cnonce,{},{without_proof}",
+                std::str::from_utf8(server.message()).unwrap()
+            );
+            let signature = m.hmac(&stored_key, auth.as_bytes());
+            let proof: Vec<u8> = client_key
+                .iter()
+                .zip(&signature)
+                .map(|(a, b)| a ^ b)
+                .collect();
+            format!("{without_proof},p={}", STANDARD.encode(proof)).into_bytes()
+        };
+        assert!(server.finish(&final_with("cnoncesnonce")).is_ok());
+        assert!(server.finish(&final_with("cnoncecnoncesnonce")).is_ok());
+        for other in ["cnonce", "snonce", "cnoncesnoncex", "xcnoncesnonce"] {
+            assert_eq!(
+                server.finish(&final_with(other)),
+                Err(ScramError::Malformed("nonce does not match")),
+                "{other}"
+            );
+        }
     }
 
     #[test]

@@ -251,9 +251,26 @@ impl UserStore {
         if !user.hash.verify(password) {
             return Err(refused());
         }
-        if !from_loopback && self.loopback_only.contains(name) {
+        self.check_loopback(user, from_loopback)
+    }
+
+    /// A user the transport vouched for (a verified client certificate naming them): it must
+    /// exist, and loopback-only users still log in from loopback only.
+    pub fn authenticate_certified(
+        &self,
+        name: &str,
+        from_loopback: bool,
+    ) -> Result<Arc<User>, Error> {
+        let user = self.user(name).ok_or_else(|| Error::LoginRefused {
+            user: name.to_owned(),
+        })?;
+        self.check_loopback(user, from_loopback)
+    }
+
+    fn check_loopback(&self, user: Arc<User>, from_loopback: bool) -> Result<Arc<User>, Error> {
+        if !from_loopback && self.loopback_only.contains(&user.name) {
             return Err(Error::LoopbackOnly {
-                user: name.to_owned(),
+                user: user.name.clone(),
             });
         }
         Ok(user)

@@ -45,6 +45,37 @@ impl Protocol {
     }
 }
 
+/// What TLS negotiated on a connection.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsInfo {
+    /// As RabbitMQ names it: `tlsv1.2`, `tlsv1.3`.
+    pub protocol: String,
+    /// The cipher suite, as rustls names it (`TLS13_AES_256_GCM_SHA384`).
+    pub cipher: String,
+    /// The client's certificate, when it sent one that the CA bundle verified.
+    pub peer: Option<PeerCertificate>,
+}
+
+/// Where a connection comes from: addresses, and what TLS negotiated (None: plaintext).
+#[derive(Debug, Clone)]
+pub struct Transport {
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+    pub tls: Option<TlsInfo>,
+}
+
+/// A verified client certificate, as the broker identifies its holder by it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PeerCertificate {
+    /// The subject as an RFC 2253 string (`CN=alice,O=Example`), Kafka's SSL principal name.
+    pub subject: String,
+    pub issuer: String,
+    /// The subject's first common name (AMQP EXTERNAL's user name).
+    pub common_name: Option<String>,
+    /// `not_before - not_after`, RFC 3339.
+    pub validity: String,
+}
+
 /// What a connection said about itself when it opened.
 #[derive(Debug, Clone)]
 pub struct ConnectionInfo {
@@ -63,6 +94,8 @@ pub struct ConnectionInfo {
     pub channel_max: u16,
     /// Negotiated heartbeat, seconds.
     pub heartbeat: u16,
+    /// None on a plaintext listener.
+    pub tls: Option<TlsInfo>,
 }
 
 /// A channel as the frontend reports it when asked.
@@ -367,6 +400,7 @@ mod tests {
             frame_max: 131_072,
             channel_max: 2047,
             heartbeat: 60,
+            tls: None,
         }
     }
 

@@ -27,7 +27,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
-use ferrymq_core::connections::{Connection, ConnectionInfo, Protocol};
+use ferrymq_core::connections::{Connection, ConnectionInfo, Protocol, Transport};
 use ferrymq_core::message::{FieldTable, FieldValue};
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -78,6 +78,20 @@ pub struct ConnState {
     pub listener: Arc<KafkaListener>,
     /// SASL state (authenticated principal, session expiry).
     pub sasl: SaslSession,
+    /// The subject of a verified client certificate (`SSL` listeners).
+    pub certified: Option<String>,
+}
+
+impl ConnState {
+    /// Kafka's principal name of the client: its SASL user, else its certificate's subject,
+    /// else ANONYMOUS.
+    pub fn principal(&self) -> &str {
+        self.sasl
+            .principal
+            .as_deref()
+            .or(self.certified.as_deref())
+            .unwrap_or(ANONYMOUS)
+    }
 }
 
 enum Outgoing {
@@ -108,31 +122,74 @@ pub async fn serve_listener(
     if let Err(e) = socket.set_nodelay(true) {
         debug!(%peer, "set_nodelay: {e}");
     }
-    let local = socket.local_addr().unwrap_or(peer);
+    let transport = Transport {
+        peer,
+        local: socket.local_addr().unwrap_or(peer),
+        tls: None,
+    };
+    let (reader, writer) = socket.into_split();
+    serve_transport(reader, writer, transport, ctx, listener, shutdown).await;
+}
+
+/// [`serve_listener`] over a TLS session (`SSL` and `SASL_SSL` listeners).
+pub async fn serve_stream<S>(
+    stream: S,
+    transport: Transport,
+    ctx: Arc<Ctx>,
+    listener: Arc<KafkaListener>,
+    shutdown: CancellationToken,
+) where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let (reader, writer) = tokio::io::split(stream);
+    serve_transport(reader, writer, transport, ctx, listener, shutdown).await;
+}
+
+async fn serve_transport<R, W>(
+    reader: R,
+    writer: W,
+    transport: Transport,
+    ctx: Arc<Ctx>,
+    listener: Arc<KafkaListener>,
+    shutdown: CancellationToken,
+) where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    // Kafka's principal for a client certificate is its subject; without SASL or a
+    // certificate, ANONYMOUS.
+    let certified = transport
+        .tls
+        .as_ref()
+        .and_then(|t| t.peer.as_ref())
+        .map(|p| p.subject.clone());
     let registration = ctx.broker.connections().register(ConnectionInfo {
         protocol: Protocol::Kafka,
-        peer,
-        local,
-        // Anonymous until SASL exists: Kafka's principal name for it.
-        user: "ANONYMOUS".to_owned(),
+        peer: transport.peer,
+        local: transport.local,
+        user: certified.clone().unwrap_or_else(|| ANONYMOUS.to_owned()),
         vhost: ctx.vhost.name().to_owned(),
-        auth_mechanism: String::new(),
+        auth_mechanism: if certified.is_some() { "EXTERNAL" } else { "" }.to_owned(),
         client_properties: FieldTable::new(),
         user_provided_name: None,
         frame_max: ctx.config.max_request_bytes,
         channel_max: 0,
         heartbeat: 0,
+        tls: transport.tls,
     });
-    let (reader, writer) = socket.into_split();
     let connection = Arc::clone(registration.connection());
     let conn = Conn {
-        peer,
+        peer: transport.peer,
         listener,
         registered: Some(connection),
+        certified,
     };
     serve_registered(reader, writer, conn, ctx, shutdown).await;
     drop(registration);
 }
+
+/// Kafka's principal name for a client that did not authenticate.
+pub const ANONYMOUS: &str = "ANONYMOUS";
 
 /// [`serve_connection`] over any byte stream halves (tests use in-memory pipes).
 pub async fn serve<R, W>(
@@ -149,6 +206,7 @@ pub async fn serve<R, W>(
         peer,
         listener: ctx.default_listener(),
         registered: None,
+        certified: None,
     };
     serve_registered(reader, writer, conn, ctx, shutdown).await;
 }
@@ -158,6 +216,8 @@ struct Conn {
     peer: SocketAddr,
     listener: Arc<KafkaListener>,
     registered: Option<Arc<Connection>>,
+    /// The subject of a verified client certificate.
+    certified: Option<String>,
 }
 
 async fn serve_registered<R, W>(
@@ -175,6 +235,7 @@ async fn serve_registered<R, W>(
         peer,
         listener,
         registered,
+        certified,
     } = conn;
     let counted = registered.clone();
     let state = ConnState {
@@ -184,6 +245,7 @@ async fn serve_registered<R, W>(
         registered,
         listener,
         sasl: SaslSession::default(),
+        certified,
     };
     tokio::join!(
         read_loop(reader, tx, state, ctx),
@@ -259,6 +321,12 @@ async fn handle_frame(
     state: &mut ConnState,
     ctx: &Arc<Ctx>,
 ) -> bool {
+    if state.sasl.raw_tokens {
+        return match state.sasl.raw_token(ctx, state.peer, payload) {
+            Some(reply) => tx.send(Outgoing::Frame(reply)).await.is_ok(),
+            None => false,
+        };
+    }
     let request = match KafkaRequest::decode(payload) {
         Ok(request) => request,
         Err(DecodeError::UnsupportedVersion {
@@ -323,7 +391,7 @@ async fn handle_frame(
     }
     match &request.body {
         RequestBody::SaslHandshake(r) => {
-            let body = state.sasl.handshake(ctx, &state.listener, r);
+            let body = state.sasl.handshake(ctx, &state.listener, r, version);
             ctx.metrics.observe(api_index, started.elapsed());
             let response = KafkaResponse {
                 correlation_id,
@@ -445,6 +513,14 @@ async fn write_loop<W: AsyncWrite + Unpin>(
         };
         if let Err(e) = writer.write_all(&frame).await {
             debug!(%peer, "write: {e}");
+            break;
+        }
+        // A TLS session may hold records back until flushed: flush when nothing else is
+        // queued (a TCP half's flush does nothing).
+        if rx.is_empty()
+            && let Err(e) = writer.flush().await
+        {
+            debug!(%peer, "flush: {e}");
             break;
         }
         if let Some(c) = &registered {

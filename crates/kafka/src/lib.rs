@@ -49,6 +49,6 @@ pub mod topic_config;
 pub mod versions;
 
 pub use config::KafkaConfig;
-pub use connection::{serve, serve_connection, serve_listener};
+pub use connection::{serve, serve_connection, serve_listener, serve_stream};
 pub use ctx::Ctx;
 pub use listeners::{KafkaListener, ListenerSpec, SecurityProtocol};

@@ -64,6 +64,10 @@ pub struct SaslSession {
     pub expires_at: Option<Instant>,
     /// The mechanism the principal authenticated with (for connection listings).
     pub authenticated_with: Option<&'static str>,
+    /// After a SaslHandshake v0, the client sends bare SASL tokens (a size and the bytes, no
+    /// request header) until the exchange ends; librdkafka before 1.x and Java clients
+    /// before 1.0 do this.
+    pub raw_tokens: bool,
 }
 
 /// What one SaslAuthenticate did.
@@ -93,6 +97,7 @@ impl SaslSession {
         ctx: &Ctx,
         listener: &KafkaListener,
         request: &SaslHandshakeRequest,
+        version: i16,
     ) -> SaslHandshakeResponse {
         let enabled: Vec<_> = ctx
             .config
@@ -116,6 +121,7 @@ impl SaslSession {
             Some(m) => {
                 self.mechanism = Some(m);
                 self.scram = None;
+                self.raw_tokens = version == 0;
                 response
             }
             None => response.with_error_code(code::UNSUPPORTED_SASL_MECHANISM),
@@ -238,6 +244,26 @@ impl SaslSession {
                 .with_session_lifetime_ms(i64::try_from(lifetime).unwrap_or(i64::MAX)),
             close: false,
         }
+    }
+}
+
+impl SaslSession {
+    /// One bare token after a SaslHandshake v0: the reply token, framed, or None to close
+    /// the connection (a failure has no reply at v0).
+    pub fn raw_token(&mut self, ctx: &Ctx, peer: SocketAddr, token: Bytes) -> Option<Bytes> {
+        let request = SaslAuthenticateRequest::default().with_auth_bytes(token);
+        let outcome = self.authenticate(ctx, peer, &request);
+        if outcome.close || outcome.response.error_code != code::NONE {
+            return None;
+        }
+        if self.mechanism.is_none() {
+            self.raw_tokens = false;
+        }
+        let reply = outcome.response.auth_bytes;
+        let mut framed = bytes::BytesMut::with_capacity(4 + reply.len());
+        framed.extend_from_slice(&u32::try_from(reply.len()).ok()?.to_be_bytes());
+        framed.extend_from_slice(&reply);
+        Some(framed.freeze())
     }
 }
 

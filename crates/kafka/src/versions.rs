@@ -24,9 +24,9 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::SyncGroup, 0, 5),
     (ApiKey::DescribeGroups, 0, 5),
     (ApiKey::ListGroups, 0, 4),
-    // v0's raw SASL tokens after the handshake are not served: clients use v1 with
-    // SaslAuthenticate once the broker offers it.
-    (ApiKey::SaslHandshake, 1, 1),
+    // librdkafka requires v0 to be offered before it uses v1; after a v0 handshake the
+    // client sends bare SASL tokens (crate::sasl).
+    (ApiKey::SaslHandshake, 0, 1),
     (ApiKey::ApiVersions, 0, 3),
     (ApiKey::CreateTopics, 2, 7),
     (ApiKey::DeleteTopics, 1, 6),
@@ -142,6 +142,6 @@ mod tests {
         sorted.dedup();
         assert_eq!(keys, sorted);
         assert!(supports(ApiKey::Fetch, 16) && !supports(ApiKey::Fetch, 17));
-        assert!(!supports(ApiKey::SaslHandshake, 0) && supports(ApiKey::SaslHandshake, 1));
+        assert!(supports(ApiKey::SaslHandshake, 0) && supports(ApiKey::SaslHandshake, 1));
     }
 }

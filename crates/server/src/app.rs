@@ -26,6 +26,7 @@ use crate::http;
 use crate::listener::Listener;
 use crate::lock::DataDirLock;
 use crate::logging::READY_TARGET;
+use crate::secure;
 use crate::shutdown::{self, Shutdown, Signals};
 
 /// Runs the broker until a shutdown signal, then shuts down gracefully.
@@ -38,7 +39,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // Before the ready line: a signal sent as soon as it appears must be handled.
     let mut signals = Signals::install()?;
 
+    // Certificates first: a TLS listener without usable ones refuses to start.
+    let tls = secure::acceptor(&config)?;
     let amqp = Listener::bind("amqp", config.amqp.listen, config.amqp.max_connections).await?;
+    let amqps = match &tls {
+        Some(_) if config.amqp.tls_enabled => Some(
+            Listener::bind("amqps", config.amqp.tls_listen, config.amqp.max_connections).await?,
+        ),
+        _ => None,
+    };
     let kafka_specs = ferrymq_kafka::listeners::specs(&config.kafka)
         .map_err(|reason| anyhow!("invalid kafka listeners: {reason}"))?;
     let mut kafka_listeners = Vec::new();
@@ -74,6 +83,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         u16::try_from(first_listener.advertised_port).unwrap_or(0),
     );
     let http = Listener::bind("http", config.http.listen, config.http.max_connections).await?;
+    let https = match &tls {
+        Some(_) if config.http.tls_enabled => Some(
+            Listener::bind("https", config.http.tls_listen, config.http.max_connections).await?,
+        ),
+        _ => None,
+    };
     let metrics = if config.metrics.enabled {
         Some(
             Listener::bind(
@@ -163,23 +178,82 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             .iter()
             .map(|m| ListenerInfo::new("prometheus", m.local_addr())),
     );
+    listening.extend(
+        amqps
+            .iter()
+            .map(|l| ListenerInfo::new("amqp/ssl", l.local_addr())),
+    );
+    listening.extend(
+        https
+            .iter()
+            .map(|l| ListenerInfo::new("https", l.local_addr())),
+    );
+    let tls_addrs: String = [("amqps", &amqps), ("https", &https)]
+        .iter()
+        .filter_map(|(name, l)| l.as_ref().map(|l| format!(" {name}={}", l.local_addr())))
+        .collect();
     let admin = admin_context(&config, &broker, &users, &kafka_ctx, &amqp_ctx, listening);
     let admin = Arc::new(admin);
     ferrymq_admin::start(&admin);
     if !config.server.load_definitions.as_os_str().is_empty() {
         load_definitions(&admin, &config.server.load_definitions).await?;
     }
+    if let (Some(listener), Some(tls)) = (amqps, &tls) {
+        let (ctx, tls) = (Arc::clone(&amqp_ctx), Arc::clone(tls));
+        let handler = move |s, p, t| {
+            let (ctx, tls) = (Arc::clone(&ctx), Arc::clone(&tls));
+            async move {
+                if let Some((stream, transport)) = secure::handshake(&tls, s, p, "amqps").await {
+                    ferrymq_amqp::serve_stream(stream, transport, ctx, t).await;
+                }
+            }
+        };
+        tracker.spawn(listener.serve(handler, shutdown.clone()));
+    }
     let amqp_handler =
         move |s, p, t| ferrymq_amqp::serve_connection(s, p, Arc::clone(&amqp_ctx), t);
     tracker.spawn(amqp.serve(amqp_handler, shutdown.clone()));
     for (bound, listener) in kafka_listeners {
         let ctx = Arc::clone(&kafka_ctx);
-        let handler = move |s, p, t| {
-            ferrymq_kafka::serve_listener(s, p, Arc::clone(&ctx), Arc::clone(&listener), t)
-        };
-        tracker.spawn(bound.serve(handler, shutdown.clone()));
+        if listener.security.uses_tls() {
+            let Some(tls) = tls.clone() else {
+                anyhow::bail!(
+                    "Kafka listener {} needs the certificates of [tls]",
+                    listener.name
+                );
+            };
+            let handler = move |s, p, t| {
+                let (ctx, tls, listener) =
+                    (Arc::clone(&ctx), Arc::clone(&tls), Arc::clone(&listener));
+                async move {
+                    if let Some((stream, transport)) =
+                        secure::handshake(&tls, s, p, &listener.name).await
+                    {
+                        ferrymq_kafka::serve_stream(stream, transport, ctx, listener, t).await;
+                    }
+                }
+            };
+            tracker.spawn(bound.serve(handler, shutdown.clone()));
+        } else {
+            let handler = move |s, p, t| {
+                ferrymq_kafka::serve_listener(s, p, Arc::clone(&ctx), Arc::clone(&listener), t)
+            };
+            tracker.spawn(bound.serve(handler, shutdown.clone()));
+        }
     }
     let router = ferrymq_admin::router(Arc::clone(&admin));
+    if let (Some(listener), Some(tls)) = (https, &tls) {
+        let (router, tls) = (router.clone(), Arc::clone(tls));
+        let handler = move |s, p, t| {
+            let (router, tls) = (router.clone(), Arc::clone(&tls));
+            async move {
+                if let Some((stream, _)) = secure::handshake(&tls, s, p, "https").await {
+                    http::serve_connection(router, stream, p, t).await;
+                }
+            }
+        };
+        tracker.spawn(listener.serve(handler, shutdown.clone()));
+    }
     let http_handler = move |s, p, t| http::serve_connection(router.clone(), s, p, t);
     tracker.spawn(http.serve(http_handler, shutdown.clone()));
     let metrics_addr = match metrics {
@@ -195,7 +269,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     info!(
         target: READY_TARGET,
-        "ferrymq ready amqp={} kafka={} http={}{metrics_addr}", addrs.0, addrs.1, addrs.2
+        "ferrymq ready amqp={} kafka={} http={}{metrics_addr}{tls_addrs}", addrs.0, addrs.1, addrs.2
     );
 
     let signal = signals.recv().await;

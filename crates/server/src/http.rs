@@ -10,7 +10,6 @@ use axum::{Extension, Router};
 use ferrymq_admin::PeerAddr;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
@@ -19,12 +18,14 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves HTTP/1.1 on one connection until the client leaves or `shutdown` is cancelled; a
 /// request in flight at shutdown is answered (with `Connection: close`) before closing.
-pub async fn serve_connection(
+pub async fn serve_connection<S>(
     router: Router,
-    stream: TcpStream,
+    stream: S,
     peer: SocketAddr,
     shutdown: CancellationToken,
-) {
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
     // Requests learn their peer (loopback-only users may log in from loopback only).
     let router = router.layer(Extension(PeerAddr(peer)));
     let conn = hyper::server::conn::http1::Builder::new()
@@ -49,7 +50,7 @@ mod tests {
     use super::*;
     use axum::routing::get;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::net::TcpListener;
+    use tokio::net::{TcpListener, TcpStream};
 
     fn router() -> Router {
         Router::new().route("/healthz", get(|| async { "ok" }))

@@ -32,6 +32,7 @@ mod http;
 mod listener;
 mod lock;
 mod logging;
+mod secure;
 mod shutdown;
 
 use std::io::Write;

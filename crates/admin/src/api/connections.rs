@@ -40,6 +40,8 @@ pub fn render(r: &Request, c: &Connection) -> Value {
     let info = c.info();
     let rates = r.ctx.rates.get(&Key::Connection(c.id()));
     let counters = &c.counters;
+    let tls = info.tls.as_ref();
+    let peer_cert = tls.and_then(|t| t.peer.as_ref());
     let mut value = json!({
         "name": c.name(),
         "node": r.ctx.node,
@@ -53,9 +55,14 @@ pub fn render(r: &Request, c: &Connection) -> Value {
         "port": info.local.port(),
         "peer_host": info.peer.ip().to_string(),
         "peer_port": info.peer.port(),
-        "ssl": false,
-        "ssl_protocol": null, "ssl_key_exchange": null, "ssl_cipher": null, "ssl_hash": null,
-        "peer_cert_subject": null, "peer_cert_issuer": null, "peer_cert_validity": null,
+        "ssl": info.tls.is_some(),
+        "ssl_protocol": tls.map(|t| t.protocol.as_str()),
+        "ssl_key_exchange": null,
+        "ssl_cipher": tls.map(|t| t.cipher.as_str()),
+        "ssl_hash": null,
+        "peer_cert_subject": peer_cert.map(|p| p.subject.as_str()),
+        "peer_cert_issuer": peer_cert.map(|p| p.issuer.as_str()),
+        "peer_cert_validity": peer_cert.map(|p| p.validity.as_str()),
         "state": if c.is_blocked() { "blocked" } else { "running" },
         "channels": c.channel_count(),
         "channel_max": info.channel_max,

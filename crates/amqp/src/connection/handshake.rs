@@ -14,10 +14,12 @@ use std::sync::Arc;
 use amq_protocol::protocol::{AMQPClass, connection};
 use bytes::{BufMut, Bytes, BytesMut};
 use ferrymq_auth::User;
+use ferrymq_core::connections::PeerCertificate;
 use ferrymq_core::message::{FieldTable, FieldValue};
 use ferrymq_core::{Error as CoreError, VHost};
 
 use crate::codec::table::{Reader, from_amqp_table, to_amqp_table};
+use crate::config::CertLogin;
 use crate::context::AmqpContext;
 use crate::error::{AmqpError, ReplyCode};
 
@@ -43,8 +45,8 @@ pub const CAPABILITIES: &[&str] = &[
     "direct_reply_to",
 ];
 
-/// connection.start.
-pub fn start_method() -> AMQPClass {
+/// connection.start; EXTERNAL is offered to a client that presented a verified certificate.
+pub fn start_method(external: bool) -> AMQPClass {
     let mut caps = FieldTable::new();
     for cap in CAPABILITIES {
         caps.push(*cap, FieldValue::Bool(true));
@@ -73,7 +75,12 @@ pub fn start_method() -> AMQPClass {
         version_major: 0,
         version_minor: 9,
         server_properties: to_amqp_table(&props),
-        mechanisms: "PLAIN AMQPLAIN".into(),
+        mechanisms: if external {
+            "PLAIN AMQPLAIN EXTERNAL"
+        } else {
+            "PLAIN AMQPLAIN"
+        }
+        .into(),
         locales: "en_US".into(),
     }))
 }
@@ -120,20 +127,47 @@ pub enum AuthFailure {
     Refused(AmqpError),
 }
 
-/// Checks start-ok's credentials.
+/// Checks start-ok's credentials. EXTERNAL takes the user from the client certificate
+/// (`amqp.ssl_cert_login_from`), as RabbitMQ's rabbitmq_auth_mechanism_ssl does.
 pub fn authenticate(
     ctx: &AmqpContext,
     start_ok: &connection::StartOk,
     peer: SocketAddr,
+    certificate: Option<&PeerCertificate>,
 ) -> Result<(Arc<User>, ClientInfo), AuthFailure> {
     let mut info = ClientInfo::from_properties(&from_amqp_table(&start_ok.client_properties));
     let mechanism = start_ok.mechanism.as_str();
     info.mechanism = mechanism.to_owned();
     let response = Bytes::copy_from_slice(start_ok.response.as_bytes());
-    let (user, password) = match mechanism {
-        "PLAIN" => parse_plain(&response),
-        "AMQPLAIN" => parse_amqplain(&response),
-        other => {
+    let loopback = peer.ip().is_loopback();
+    let (user, outcome) = match (mechanism, certificate) {
+        ("EXTERNAL", Some(cert)) => {
+            let name = match ctx.config.ssl_cert_login_from {
+                CertLogin::CommonName => cert.common_name.clone().unwrap_or_default(),
+                CertLogin::DistinguishedName => cert.subject.clone(),
+            };
+            let outcome = ctx.users.authenticate_certified(&name, loopback);
+            (name, outcome)
+        }
+        ("PLAIN" | "AMQPLAIN", _) => {
+            let (user, password) = if mechanism == "PLAIN" {
+                parse_plain(&response)
+            } else {
+                parse_amqplain(&response)
+            }
+            .ok_or_else(|| {
+                AuthFailure::Protocol(
+                    AmqpError::new(
+                        ReplyCode::SyntaxError,
+                        format!("{mechanism} authentication response is malformed"),
+                    )
+                    .on((10, 11)),
+                )
+            })?;
+            let outcome = ctx.users.authenticate(&user, &password, loopback);
+            (user, outcome)
+        }
+        (other, _) => {
             return Err(AuthFailure::Protocol(
                 AmqpError::new(
                     ReplyCode::CommandInvalid,
@@ -142,23 +176,11 @@ pub fn authenticate(
                 .on((10, 11)),
             ));
         }
-    }
-    .ok_or_else(|| {
-        AuthFailure::Protocol(
-            AmqpError::new(
-                ReplyCode::SyntaxError,
-                format!("{mechanism} authentication response is malformed"),
-            )
-            .on((10, 11)),
-        )
-    })?;
-    match ctx
-        .users
-        .authenticate(&user, &password, peer.ip().is_loopback())
-    {
+    };
+    match outcome {
         Ok(u) => Ok((u, info)),
         Err(error) => {
-            tracing::warn!(%peer, user = %user, %error, "login refused");
+            tracing::warn!(%peer, user = %user, mechanism, %error, "login refused");
             let text = if info.auth_failure_close {
                 format!(
                     "Login was refused using authentication mechanism {mechanism}. For details see the broker logfile."
@@ -334,7 +356,8 @@ mod tests {
 
     #[test]
     fn start_advertises_every_capability() {
-        let AMQPClass::Connection(connection::AMQPMethod::Start(start)) = start_method() else {
+        let AMQPClass::Connection(connection::AMQPMethod::Start(start)) = start_method(false)
+        else {
             panic!("not a start method");
         };
         let props = from_amqp_table(&start.server_properties);

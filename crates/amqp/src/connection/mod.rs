@@ -28,14 +28,13 @@ use std::time::Duration;
 
 use amq_protocol::protocol::{AMQPClass, connection};
 use bytes::BytesMut;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::TcpStream;
-use tokio::net::tcp::OwnedReadHalf;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use ferrymq_core::connections::{ConnectionInfo, Counters, Protocol};
+use ferrymq_core::connections::{ConnectionInfo, Counters, Protocol, TlsInfo, Transport};
 
 use crate::channel::Channel;
 use crate::codec::frame::{AmqpFrame, FRAME_MIN_SIZE, FrameError, FrameKind};
@@ -62,14 +61,45 @@ pub async fn serve_connection(
     shutdown: CancellationToken,
 ) {
     let _ = socket.set_nodelay(true);
-    let local = socket.local_addr().unwrap_or(peer);
+    let transport = Transport {
+        peer,
+        local: socket.local_addr().unwrap_or(peer),
+        tls: None,
+    };
     let (read, write) = socket.into_split();
+    serve_halves(Box::new(read), write, transport, ctx, shutdown).await;
+}
+
+/// [`serve_connection`] over any byte stream, such as a TLS session.
+pub async fn serve_stream<S>(
+    stream: S,
+    transport: Transport,
+    ctx: Arc<AmqpContext>,
+    shutdown: CancellationToken,
+) where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let (read, write) = tokio::io::split(stream);
+    serve_halves(Box::new(read), write, transport, ctx, shutdown).await;
+}
+
+async fn serve_halves<W>(
+    read: Reader,
+    write: W,
+    transport: Transport,
+    ctx: Arc<AmqpContext>,
+    shutdown: CancellationToken,
+) where
+    W: AsyncWrite + Send + Unpin + 'static,
+{
+    let peer = transport.peer;
     let outbox = Outbox::new();
     let writer = tokio::spawn(outbox::run_writer(outbox.clone(), write));
     let mut conn = Connection {
         ctx,
         peer,
-        local,
+        local: transport.local,
+        tls: transport.tls,
         counters: None,
         read,
         buf: BytesMut::with_capacity(8 * 1024),
@@ -84,6 +114,9 @@ pub async fn serve_connection(
         tracing::debug!(%peer, "writer did not drain in time");
     }
 }
+
+/// The socket's read side (a TCP half, or one half of a TLS session).
+type Reader = Box<dyn AsyncRead + Send + Unpin>;
 
 /// Why a connection ended (for the log).
 #[derive(Debug)]
@@ -126,9 +159,10 @@ struct Connection {
     ctx: Arc<AmqpContext>,
     peer: SocketAddr,
     local: SocketAddr,
+    tls: Option<TlsInfo>,
     /// The registered connection's traffic counters, once it is open.
     counters: Option<Arc<Counters>>,
-    read: OwnedReadHalf,
+    read: Reader,
     buf: BytesMut,
     outbox: Arc<Outbox>,
     frame_limit: u32,
@@ -243,12 +277,15 @@ impl Connection {
             return Err(End::BadHeader);
         }
         let _ = self.buf.split_to(8);
-        self.send0(&handshake::start_method());
+        let external = self.tls.as_ref().is_some_and(|t| t.peer.is_some());
+        self.send0(&handshake::start_method(external));
         let start_ok = match self.expect_method().await? {
             AMQPClass::Connection(connection::AMQPMethod::StartOk(m)) => m,
             _ => return Err(self.handshake_error("expected connection.start-ok").await),
         };
-        let (user, info) = match handshake::authenticate(&self.ctx, &start_ok, self.peer) {
+        let peer_cert = self.tls.as_ref().and_then(|t| t.peer.as_ref());
+        let (user, info) = match handshake::authenticate(&self.ctx, &start_ok, self.peer, peer_cert)
+        {
             Ok(ok) => ok,
             Err(AuthFailure::Protocol(error)) => return Err(self.close_with(error).await),
             Err(AuthFailure::Refused(error)) => {
@@ -313,6 +350,7 @@ impl Connection {
             frame_max: tuned.frame_max,
             channel_max: tuned.channel_max,
             heartbeat: tuned.heartbeat,
+            tls: self.tls.clone(),
         });
         let counters = Arc::clone(&registration.connection().counters);
         self.outbox.attach_counters(Arc::clone(&counters));

@@ -23,8 +23,7 @@ use bytes::{Bytes, BytesMut};
 use ferrymq_core::connections::Counters;
 use ferrymq_core::message::Message;
 use ferrymq_core::queue::Consumer;
-use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -185,8 +184,15 @@ impl Outbox {
     }
 }
 
+/// Writes `buf` whole and flushes it: a TLS session may hold the last records back until
+/// flushed (a TCP half's flush does nothing).
+async fn write_out<W: AsyncWrite + Unpin>(socket: &mut W, buf: &[u8]) -> std::io::Result<()> {
+    socket.write_all(buf).await?;
+    socket.flush().await
+}
+
 /// Writes the outbox to the socket until it closes or fails.
-pub async fn run_writer(outbox: Arc<Outbox>, mut socket: OwnedWriteHalf) {
+pub async fn run_writer<W: AsyncWrite + Unpin>(outbox: Arc<Outbox>, mut socket: W) {
     let mut batch = Vec::new();
     let mut buf = BytesMut::with_capacity(64 * 1024);
     let mut credits: Vec<(Arc<Consumer>, u32)> = Vec::new();
@@ -211,7 +217,7 @@ pub async fn run_writer(outbox: Arc<Outbox>, mut socket: OwnedWriteHalf) {
             };
             if timed_out {
                 AmqpFrame::encode_heartbeat(&mut buf);
-                if socket.write_all(&buf).await.is_err() {
+                if write_out(&mut socket, &buf).await.is_err() {
                     outbox.dead.cancel();
                     return;
                 }
@@ -248,7 +254,7 @@ pub async fn run_writer(outbox: Arc<Outbox>, mut socket: OwnedWriteHalf) {
                 Out::Close => close = true,
             }
         }
-        if !buf.is_empty() && socket.write_all(&buf).await.is_err() {
+        if !buf.is_empty() && write_out(&mut socket, &buf).await.is_err() {
             outbox.dead.cancel();
             return;
         }

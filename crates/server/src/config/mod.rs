@@ -40,6 +40,8 @@ pub struct Config {
     pub kafka: KafkaConfig,
     pub http: HttpConfig,
     pub metrics: MetricsConfig,
+    /// `[tls]`: the certificates of every TLS listener (amqps, Kafka SSL/SASL_SSL, https).
+    pub tls: ferrymq_tls::TlsSettings,
     pub log: LogConfig,
 }
 
@@ -75,6 +77,23 @@ impl Default for ServerConfig {
 }
 
 impl Config {
+    /// The TLS listeners configured, by the key that enables each.
+    pub fn tls_listeners(&self) -> Vec<&'static str> {
+        let mut keys = Vec::new();
+        if self.amqp.tls_enabled {
+            keys.push("amqp.tls_enabled");
+        }
+        if self.http.tls_enabled {
+            keys.push("http.tls_enabled");
+        }
+        let kafka_tls = ferrymq_kafka::listeners::specs(&self.kafka)
+            .is_ok_and(|specs| specs.iter().any(|s| s.security.uses_tls()));
+        if kafka_tls {
+            keys.push("kafka.listeners");
+        }
+        keys
+    }
+
     /// What [`ferrymq_core::Broker::open`] takes: storage, the vhosts, the Kafka vhost.
     pub fn broker_config(&self) -> BrokerConfig {
         let mut config = self.storage.broker_config();
@@ -147,6 +166,9 @@ pub use ferrymq_kafka::KafkaConfig;
 #[serde(default, deny_unknown_fields)]
 pub struct HttpConfig {
     pub listen: SocketAddr,
+    /// A second listener serving the same over HTTPS, with the certificates of `[tls]`.
+    pub tls_enabled: bool,
+    pub tls_listen: SocketAddr,
     pub max_connections: usize,
     /// `/metrics` labels every queue (as `/metrics/per-object` always does) instead of
     /// summing queues per vhost.
@@ -157,6 +179,8 @@ impl Default for HttpConfig {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([0, 0, 0, 0], 15672)),
+            tls_enabled: false,
+            tls_listen: SocketAddr::from(([0, 0, 0, 0], 15671)),
             max_connections: 256,
             per_object_metrics: false,
         }

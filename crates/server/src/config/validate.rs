@@ -82,6 +82,43 @@ impl Config {
                 reason,
             });
         }
+        if let Err(reason) = ferrymq_kafka::listeners::specs(&self.kafka) {
+            return Err(Invalid {
+                key: "kafka.listeners",
+                reason,
+            });
+        }
+        if let Some(listener) = self.tls_listeners().first() {
+            for (key, path) in [
+                ("tls.certfile", &self.tls.certfile),
+                ("tls.keyfile", &self.tls.keyfile),
+            ] {
+                if path.as_os_str().is_empty() {
+                    return Err(Invalid {
+                        key,
+                        reason: format!(
+                            "{listener} asks for a TLS listener, which needs tls.certfile and tls.keyfile"
+                        ),
+                    });
+                }
+            }
+        }
+        if self.tls.client_auth != ferrymq_tls::ClientAuth::None
+            && self.tls.cacertfile.as_os_str().is_empty()
+        {
+            return invalid(
+                "tls.cacertfile",
+                "client certificates (tls.client_auth) are verified against tls.cacertfile, which is not set",
+            );
+        }
+        if self.tls.versions.is_empty()
+            || self.tls.versions.iter().any(|v| v != "1.2" && v != "1.3")
+        {
+            return invalid(
+                "tls.versions",
+                "expected one or both of \"1.2\" and \"1.3\"",
+            );
+        }
         let level = self.log.level.trim();
         // A lone word is a target to the env-filter syntax: `verbose` would silently log nothing.
         if !level.contains(['=', ',', '[']) && level.parse::<LevelFilter>().is_err() {
