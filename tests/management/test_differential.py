@@ -479,6 +479,9 @@ def test_delete_connection_with_a_reason(brokers):
                                   headers={"X-Reason": "bye"})
         assert status == 204, f"{broker}: {status} {body}"
         closed[broker] = closed_by_broker(connections[broker])
+        # RabbitMQ drops a closed connection from its tables a moment after the client
+        # saw connection.close: once it is gone from the listing, a second DELETE is a 404.
+        api.wait_for("/api/connections", lambda cs: name not in [c["name"] for c in cs], timeout=POLL_TIMEOUT)
         status, _, _ = api.raw("DELETE", f"/api/connections/{encode_all(name)}")
         assert status == 404, broker
     assert closed["ferrymq"] == closed["rabbitmq"] == (320, "CONNECTION_FORCED - bye"), closed

@@ -222,3 +222,11 @@ def test_a_v0_handshake_is_followed_by_bare_sasl_tokens(sasl_broker):
             assert reply == b""
             kafka_request(sock, 3, 1, 2, struct.pack(">i", -1))  # Metadata v1 now served
             assert struct.unpack(">i", read_response(sock)[:4]) == (2,)
+
+
+def test_a_client_that_never_authenticates_is_dropped(make_broker):
+    b = secure_broker(make_broker, ("SASL_PLAINTEXT",), env={"FERRYMQ_KAFKA_AUTHENTICATION_TIMEOUT_MS": "300"})
+    host, port = kafka_listeners(b)["SASL_PLAINTEXT"].rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        assert sock.recv(16) == b""  # closed by the broker, long before the 10 s timeout
+    b.wait_for_log(r"no SASL authentication within 300ms")

@@ -138,11 +138,19 @@ impl Authed {
             return Err(ApiError::unauthorized("Not_Authorized"));
         };
         let loopback = peer.is_none_or(|peer| peer.0.ip().is_loopback());
+        let ip = peer.map(|p| p.0.ip());
+        if ip.is_some_and(|ip| !ctx.users.limiter().allows(ip)) {
+            tracing::warn!(peer = ?ip, user = %name, "management login refused: too many failed logins from this address");
+            return Err(ApiError::unauthorized("Login failed"));
+        }
         let user = ctx
             .users
             .authenticate(&name, &password, loopback)
             .map_err(|e| {
-                tracing::debug!(user = %name, "management login refused: {e}");
+                if let Some(ip) = ip {
+                    ctx.users.limiter().failed(ip);
+                }
+                tracing::warn!(peer = ?ip, user = %name, "management login refused: {e}");
                 ApiError::unauthorized("Login failed")
             })?;
         if !user.tags.is_management() {

@@ -9,6 +9,9 @@ pub enum Error {
     /// A loopback-only user (guest by default) connecting from elsewhere.
     #[error("user '{user}' can only connect via localhost")]
     LoopbackOnly { user: String },
+    /// The client's address failed too many logins lately (see [`crate::limiter`]).
+    #[error("too many failed logins from this address; try again later")]
+    TooManyFailures,
     #[error("no user named '{user}'")]
     NoSuchUser { user: String },
     #[error("unknown password hashing algorithm '{name}'")]

@@ -9,7 +9,9 @@
 //! password   RabbitMQ's password hashes (sha256 default, sha512, md5)
 //! scram      SCRAM-SHA-256/512 credentials and the server side of an exchange (Kafka SASL)
 //! tags       what the management tags allow
+//! limiter    failed logins per client address, rate-limited for every protocol
 //! permission configure / write / read patterns of one user on one vhost
+//! acl        Kafka's ACLs and how a request is decided against them
 //! store      UserStore: users + permissions, journaled, seeded from the config
 //! config     UserConfig, the config file's `[[amqp.users]]` entries
 //! ```
@@ -28,8 +30,10 @@
 //!   order is the order callers saw; callers await the returned `Pending` before answering.
 
 pub mod access;
+pub mod acl;
 mod config;
 mod error;
+pub mod limiter;
 pub mod password;
 pub mod permission;
 pub mod scram;
@@ -41,5 +45,5 @@ pub use config::UserConfig;
 pub use error::Error;
 pub use password::{HashingAlgorithm, PasswordHash};
 pub use permission::{Patterns, Permission};
-pub use store::{Credentials, User, UserStore, UserUpdate};
+pub use store::{Credentials, DecisionCache, KafkaPrincipal, User, UserStore, UserUpdate};
 pub use tags::Tags;

@@ -13,12 +13,15 @@
 //! seeded user at runtime keeps it deleted across restarts.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use ferrymq_core::store::{DefinitionStore, Kind, Pending};
 use serde::{Deserialize, Serialize};
 
 use crate::access::{Action, Refusal, ResourceType, TopicPatterns, TopicPermission};
+use crate::acl::{self, AclBinding, AclDecision, AclFilter, AclOperation, AclResource};
+use crate::limiter::FailureLimiter;
 use crate::permission::Patterns;
 use crate::scram::{DEFAULT_ITERATIONS, Mechanism, ScramCredential};
 use crate::{Error, HashingAlgorithm, PasswordHash, Permission, Tags, UserConfig};
@@ -95,6 +98,8 @@ struct State {
     permissions: BTreeMap<(String, String), Arc<Permission>>,
     /// (vhost, user, exchange) -> topic permission.
     topics: BTreeMap<(String, String, String), Arc<TopicPermission>>,
+    /// Kafka ACLs.
+    acls: Vec<AclBinding>,
 }
 
 /// Users and permissions of one broker.
@@ -104,6 +109,10 @@ pub struct UserStore {
     definitions: Option<Arc<DefinitionStore>>,
     loopback_only: HashSet<String>,
     state: RwLock<State>,
+    /// Bumped by every change: decisions cached per connection are good while it stands.
+    generation: AtomicU64,
+    /// Failed logins per client address, shared by every protocol.
+    limiter: FailureLimiter,
 }
 
 fn permission_key(vhost: &str, user: &str) -> String {
@@ -112,6 +121,75 @@ fn permission_key(vhost: &str, user: &str) -> String {
 
 fn topic_key(vhost: &str, user: &str, exchange: &str) -> String {
     format!("{vhost}\0{user}\0{exchange}")
+}
+
+fn acl_key(acl: &AclBinding) -> String {
+    format!(
+        "{}\0{}\0{}\0{}\0{}\0{}\0{}",
+        acl.resource.code(),
+        acl.pattern.code(),
+        acl.name,
+        acl.principal,
+        acl.host,
+        acl.operation.code(),
+        acl.permission.code()
+    )
+}
+
+/// Who asks, for [`UserStore::authorize_kafka`].
+#[derive(Debug, Clone, Copy)]
+pub struct KafkaPrincipal<'a> {
+    /// The SASL user, a client certificate's subject, or `ANONYMOUS`.
+    pub name: &'a str,
+    /// The client's address, as ACL hosts name it.
+    pub host: &'a str,
+    /// The Kafka vhost (whose permissions apply where no ACL does).
+    pub vhost: &'a str,
+    /// Listed in `kafka.super_users`.
+    pub super_user: bool,
+    pub allow_everyone_if_no_acl_found: bool,
+}
+
+/// Decisions of one connection, kept while the store's [`UserStore::generation`] stands, so
+/// that a publish or produce path checks a map instead of patterns and ACLs.
+#[derive(Debug)]
+pub struct DecisionCache<K> {
+    generation: u64,
+    decisions: std::collections::HashMap<K, bool>,
+}
+
+impl<K> Default for DecisionCache<K> {
+    fn default() -> Self {
+        Self {
+            generation: 0,
+            decisions: std::collections::HashMap::new(),
+        }
+    }
+}
+
+/// Entries one connection keeps at most (a client touching more names starts over).
+const CACHE_ENTRIES: usize = 1024;
+
+impl<K: std::hash::Hash + Eq> DecisionCache<K> {
+    /// The cached decision for `key`, or `decide()`'s, cached. A hit neither allocates nor
+    /// evaluates a pattern.
+    pub fn get_or<Q>(&mut self, store: &UserStore, key: &Q, decide: impl FnOnce() -> bool) -> bool
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: std::hash::Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        let generation = store.generation();
+        if generation != self.generation || self.decisions.len() >= CACHE_ENTRIES {
+            self.decisions.clear();
+            self.generation = generation;
+        }
+        if let Some(decision) = self.decisions.get(key) {
+            return *decision;
+        }
+        let decision = decide();
+        self.decisions.insert(key.to_owned(), decision);
+        decision
+    }
 }
 
 impl UserStore {
@@ -169,6 +247,14 @@ impl UserStore {
                 Arc::new(topic),
             );
         }
+        for key in definitions.keys(Kind::Acl) {
+            let Some(bytes) = definitions.get(Kind::Acl, &key) else {
+                continue;
+            };
+            state
+                .acls
+                .push(DefinitionStore::decode_json(Kind::Acl, &key, &bytes)?);
+        }
         let seeded: BTreeSet<String> = match definitions.get(Kind::Setting, SEEDED_KEY) {
             Some(bytes) => DefinitionStore::decode_json(Kind::Setting, SEEDED_KEY, &bytes)?,
             None => BTreeSet::new(),
@@ -177,6 +263,8 @@ impl UserStore {
             definitions: Some(Arc::clone(definitions)),
             loopback_only: loopback_only.iter().cloned().collect(),
             state: RwLock::new(state),
+            generation: AtomicU64::new(0),
+            limiter: FailureLimiter::default(),
         };
         let mut now_seeded = seeded.clone();
         for config in seed.iter().filter(|c| !seeded.contains(&c.name)) {
@@ -196,6 +284,8 @@ impl UserStore {
             definitions: None,
             loopback_only: loopback_only.iter().cloned().collect(),
             state: RwLock::new(State::default()),
+            generation: AtomicU64::new(0),
+            limiter: FailureLimiter::default(),
         };
         let vhosts: Vec<String> = users
             .iter()
@@ -234,7 +324,19 @@ impl UserStore {
     }
 
     fn write(&self) -> RwLockWriteGuard<'_, State> {
-        self.state.write().unwrap_or_else(PoisonError::into_inner)
+        let guard = self.state.write().unwrap_or_else(PoisonError::into_inner);
+        self.generation.fetch_add(1, Ordering::Release);
+        guard
+    }
+
+    /// Failed logins per client address (every frontend counts its failures here).
+    pub fn limiter(&self) -> &FailureLimiter {
+        &self.limiter
+    }
+
+    /// Changes with every change to users, permissions or ACLs (see [`DecisionCache`]).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// Checks a name and password. `from_loopback` tells whether the peer is on loopback.
@@ -622,6 +724,105 @@ impl UserStore {
             .topics
             .keys()
             .any(|(v, u, _)| v == vhost && u == user)
+    }
+
+    /// Every Kafka ACL.
+    pub fn acls(&self) -> Vec<AclBinding> {
+        self.read().acls.clone()
+    }
+
+    /// Adds an ACL (an existing equal one is kept: `Ok(None)`).
+    pub fn create_acl(&self, acl: AclBinding) -> Result<Option<Pending>, Error> {
+        let mut state = self.write();
+        if state.acls.contains(&acl) {
+            return Ok(None);
+        }
+        let pending = match &self.definitions {
+            Some(definitions) => Some(definitions.put_json(Kind::Acl, &acl_key(&acl), &acl)?),
+            None => None,
+        };
+        state.acls.push(acl);
+        Ok(pending)
+    }
+
+    /// Removes the ACLs `filter` matches; returns them.
+    pub fn delete_acls(
+        &self,
+        filter: &AclFilter,
+    ) -> Result<(Vec<AclBinding>, Option<Pending>), Error> {
+        let mut state = self.write();
+        let (gone, kept): (Vec<_>, Vec<_>) =
+            state.acls.drain(..).partition(|acl| filter.matches(acl));
+        state.acls = kept;
+        let mut pending = None;
+        if let Some(definitions) = &self.definitions {
+            for acl in &gone {
+                pending = definitions.remove(Kind::Acl, &acl_key(acl))?.or(pending);
+            }
+        }
+        Ok((gone, pending))
+    }
+
+    /// May `who` do `operation` to Kafka resource `name`? Super users may do anything; then
+    /// the ACLs decide; where no ACL names the resource, a user's permissions on the Kafka
+    /// vhost decide for topics (a topic is a stream queue there: read for READ, write for
+    /// WRITE, configure for CREATE, DELETE and ALTER, any for DESCRIBE) and any permission
+    /// on that vhost for groups and transactional ids; principals that are no user get
+    /// `allow_everyone_if_no_acl_found`.
+    pub fn authorize_kafka(
+        &self,
+        who: &KafkaPrincipal<'_>,
+        operation: AclOperation,
+        resource: AclResource,
+        name: &str,
+    ) -> bool {
+        let user = self.user(who.name);
+        if who.super_user || user.as_ref().is_some_and(|u| u.tags.is_administrator()) {
+            return true;
+        }
+        let principal = format!("User:{}", who.name);
+        let decision = acl::decide(
+            &self.read().acls,
+            &principal,
+            who.host,
+            operation,
+            resource,
+            name,
+        );
+        match decision {
+            AclDecision::Allowed => return true,
+            AclDecision::Denied => return false,
+            AclDecision::NoAcl => {}
+        }
+        let Some(user) = user else {
+            return who.allow_everyone_if_no_acl_found;
+        };
+        let Some(permission) = self.permission(who.vhost, &user.name) else {
+            return false;
+        };
+        use AclOperation::*;
+        match (resource, operation) {
+            (AclResource::Topic, Read) => permission.can_read(name),
+            (AclResource::Topic, Write) => permission.can_write(name),
+            (AclResource::Topic, Create | Delete | Alter | AlterConfigs) => {
+                permission.can_configure(name)
+            }
+            (AclResource::Topic, Describe | DescribeConfigs) => {
+                permission.can_read(name)
+                    || permission.can_write(name)
+                    || permission.can_configure(name)
+            }
+            (AclResource::Topic, All) => {
+                permission.can_read(name)
+                    && permission.can_write(name)
+                    && permission.can_configure(name)
+            }
+            (AclResource::Group | AclResource::TransactionalId, _) => true,
+            // Topic creation is then checked on the topic; the cluster's own settings and ACLs
+            // are for administrators.
+            (AclResource::Cluster, IdempotentWrite | Describe) => true,
+            _ => false,
+        }
     }
 
     /// Removes every permission on `vhost` (the vhost was deleted).

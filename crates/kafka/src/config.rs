@@ -32,6 +32,16 @@ pub struct KafkaConfig {
     /// `connections.max.reauth.ms` (KIP-368): a SASL session lasts this long, then the client
     /// must authenticate again on the same connection or is disconnected; 0: forever.
     pub connections_max_reauth_ms: u64,
+    /// A client on a SASL listener that has not authenticated this long after connecting is
+    /// disconnected.
+    pub authentication_timeout_ms: u64,
+    /// Kafka's `allow.everyone.if.no.acl.found`, for principals that are no user of the
+    /// broker (ANONYMOUS on PLAINTEXT listeners, unknown certificate subjects): whether a
+    /// resource no ACL names is open to them.
+    pub allow_everyone_if_no_acl_found: bool,
+    /// Kafka's `super.users` (`User:alice`): allowed everything. Users tagged
+    /// `administrator` are too.
+    pub super_users: Vec<String>,
     /// Connections beyond this wait in the kernel's accept backlog (per listener).
     pub max_connections: usize,
     /// The virtual host whose streams are this listener's topics (its AMQP stream queues and
@@ -81,6 +91,9 @@ impl Default for KafkaConfig {
                 "SCRAM-SHA-512".to_owned(),
             ],
             connections_max_reauth_ms: 0,
+            authentication_timeout_ms: 10_000,
+            allow_everyone_if_no_acl_found: true,
+            super_users: Vec::new(),
             max_connections: 10_000,
             vhost: "/".to_owned(),
             max_request_bytes: 100 * 1024 * 1024,

@@ -24,8 +24,11 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
+
+use ferrymq_auth::acl::{AclOperation, AclResource, CLUSTER_NAME};
+use ferrymq_auth::{DecisionCache, KafkaPrincipal};
 
 use ferrymq_core::connections::{Connection, ConnectionInfo, Protocol, Transport};
 use ferrymq_core::message::{FieldTable, FieldValue};
@@ -80,6 +83,8 @@ pub struct ConnState {
     pub sasl: SaslSession,
     /// The subject of a verified client certificate (`SSL` listeners).
     pub certified: Option<String>,
+    /// Authorisation decisions of this connection (see [`ConnState::may`]).
+    pub decisions: Mutex<DecisionCache<(AclOperation, AclResource, String)>>,
 }
 
 impl ConnState {
@@ -91,6 +96,61 @@ impl ConnState {
             .as_deref()
             .or(self.certified.as_deref())
             .unwrap_or(ANONYMOUS)
+    }
+
+    /// May this client do `operation` to `resource` `name` (ACLs, then permissions)?
+    /// Decisions are cached until users, permissions or ACLs change.
+    pub fn may(
+        &self,
+        ctx: &Ctx,
+        operation: AclOperation,
+        resource: AclResource,
+        name: &str,
+    ) -> bool {
+        let principal = self.principal();
+        let host = self.peer.ip().to_string();
+        let who = KafkaPrincipal {
+            name: principal,
+            host: &host,
+            vhost: ctx.vhost.name(),
+            super_user: ctx
+                .config
+                .super_users
+                .iter()
+                .any(|s| s.strip_prefix("User:") == Some(principal)),
+            allow_everyone_if_no_acl_found: ctx.config.allow_everyone_if_no_acl_found,
+        };
+        self.decisions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_or(&ctx.users, &(operation, resource, name.to_owned()), || {
+                ctx.users.authorize_kafka(&who, operation, resource, name)
+            })
+    }
+
+    /// Topic creation: CREATE on the cluster or on the topic, as Kafka checks it.
+    pub fn may_create_topic(&self, ctx: &Ctx, name: &str) -> bool {
+        self.may(
+            ctx,
+            AclOperation::Create,
+            AclResource::Cluster,
+            CLUSTER_NAME,
+        ) || self.may(ctx, AclOperation::Create, AclResource::Topic, name)
+    }
+
+    /// An operation on the group `name`.
+    pub fn may_group(&self, ctx: &Ctx, operation: AclOperation, name: &str) -> bool {
+        self.may(ctx, operation, AclResource::Group, name)
+    }
+
+    /// An operation on the topic `name`.
+    pub fn may_topic(&self, ctx: &Ctx, operation: AclOperation, name: &str) -> bool {
+        self.may(ctx, operation, AclResource::Topic, name)
+    }
+
+    /// An operation on the cluster.
+    pub fn may_cluster(&self, ctx: &Ctx, operation: AclOperation) -> bool {
+        self.may(ctx, operation, AclResource::Cluster, CLUSTER_NAME)
     }
 }
 
@@ -246,6 +306,7 @@ async fn serve_registered<R, W>(
         listener,
         sasl: SaslSession::default(),
         certified,
+        decisions: Mutex::default(),
     };
     tokio::join!(
         read_loop(reader, tx, state, ctx),
@@ -261,6 +322,8 @@ async fn read_loop<R: AsyncRead + Unpin>(
     ctx: Arc<Ctx>,
 ) {
     let max = ctx.config.max_request_bytes;
+    let connected = tokio::time::Instant::now();
+    let auth_timeout = std::time::Duration::from_millis(ctx.config.authentication_timeout_ms);
     let mut buf = BytesMut::with_capacity(INITIAL_BUFFER);
     loop {
         loop {
@@ -287,11 +350,26 @@ async fn read_loop<R: AsyncRead + Unpin>(
             buf.reserve(INITIAL_BUFFER);
         }
         let registered = state.registered.clone();
+        // A client on a SASL listener has `authentication_timeout_ms` from connecting to
+        // authenticate; a stalled one is dropped.
+        let unauthenticated = state.listener.security.uses_sasl() && state.sasl.principal.is_none();
+        let deadline = async {
+            if unauthenticated {
+                tokio::time::sleep_until(connected + auth_timeout).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
         let read = tokio::select! {
             biased;
             () = state.shutdown.cancelled() => return,
             reason = close_requested(registered.as_deref()) => {
                 warn!(peer = %state.peer, %reason, "closing Kafka connection on request");
+                return;
+            }
+            () = deadline => {
+                warn!(peer = %state.peer, listener = %state.listener.name,
+                    "closing Kafka connection: no SASL authentication within {auth_timeout:?}");
                 return;
             }
             read = reader.read_buf(&mut buf) => read,

@@ -13,6 +13,8 @@ pub mod code {
     pub const ILLEGAL_SASL_STATE: i16 = E::IllegalSaslState.code();
     pub const SASL_AUTHENTICATION_FAILED: i16 = E::SaslAuthenticationFailed.code();
     pub const CLUSTER_AUTHORIZATION_FAILED: i16 = E::ClusterAuthorizationFailed.code();
+    pub const TOPIC_AUTHORIZATION_FAILED: i16 = E::TopicAuthorizationFailed.code();
+    pub const GROUP_AUTHORIZATION_FAILED: i16 = E::GroupAuthorizationFailed.code();
     pub const UNACCEPTABLE_CREDENTIAL: i16 = E::UnacceptableCredential.code();
     pub const DUPLICATE_RESOURCE: i16 = E::DuplicateResource.code();
     pub const UNKNOWN_SERVER_ERROR: i16 = E::UnknownServerError.code();

@@ -128,6 +128,9 @@ apis! {
     SaslAuthenticate: SaslAuthenticateRequest => SaslAuthenticateResponse,
     DescribeUserScramCredentials: DescribeUserScramCredentialsRequest => DescribeUserScramCredentialsResponse,
     AlterUserScramCredentials: AlterUserScramCredentialsRequest => AlterUserScramCredentialsResponse,
+    DescribeAcls: DescribeAclsRequest => DescribeAclsResponse,
+    CreateAcls: CreateAclsRequest => CreateAclsResponse,
+    DeleteAcls: DeleteAclsRequest => DeleteAclsResponse,
 }
 
 /// A request as the connection hands it to a handler.

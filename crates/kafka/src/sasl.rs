@@ -128,7 +128,30 @@ impl SaslSession {
         }
     }
 
+    /// One SaslAuthenticate; failures count against the client's address (see
+    /// `ferrymq_auth::limiter`), and an address over the limit is refused unchecked.
     pub fn authenticate(
+        &mut self,
+        ctx: &Ctx,
+        peer: SocketAddr,
+        request: &SaslAuthenticateRequest,
+    ) -> Authenticated {
+        let limiter = ctx.users.limiter();
+        if !limiter.allows(peer.ip()) {
+            warn!(%peer, "Kafka SASL authentication failed: too many failed logins from this address");
+            return failure(
+                code::SASL_AUTHENTICATION_FAILED,
+                "Authentication failed: too many failed attempts from this address",
+            );
+        }
+        let outcome = self.exchange(ctx, peer, request);
+        if outcome.close {
+            limiter.failed(peer.ip());
+        }
+        outcome
+    }
+
+    fn exchange(
         &mut self,
         ctx: &Ctx,
         peer: SocketAddr,
@@ -146,7 +169,7 @@ impl SaslSession {
                 .plain(ctx, peer, bytes)
                 .map(|user| (user, Bytes::new())),
             SaslMechanism::Scram(m) => match self.scram.take() {
-                None => return self.scram_first(ctx, m, bytes),
+                None => return self.scram_first(ctx, peer, m, bytes),
                 Some(server) => server
                     .finish(bytes)
                     .map(|last| (server.user().to_owned(), Bytes::from(last)))
@@ -184,11 +207,24 @@ impl SaslSession {
             .map_err(|e| e.to_string())
     }
 
-    fn scram_first(&mut self, ctx: &Ctx, mechanism: Mechanism, bytes: &[u8]) -> Authenticated {
+    fn scram_first(
+        &mut self,
+        ctx: &Ctx,
+        peer: SocketAddr,
+        mechanism: Mechanism,
+        bytes: &[u8],
+    ) -> Authenticated {
         let first = match ClientFirst::parse(bytes) {
             Ok(first) => first,
             Err(e) => return failure(code::SASL_AUTHENTICATION_FAILED, &e.to_string()),
         };
+        if !peer.ip().is_loopback() && ctx.users.is_loopback_only(&first.user) {
+            warn!(%peer, user = %first.user, "Kafka SASL authentication failed: a loopback-only user from elsewhere");
+            return failure(
+                code::SASL_AUTHENTICATION_FAILED,
+                &format!("user '{}' can only connect via localhost", first.user),
+            );
+        }
         let Some(credential) = ctx.users.scram_credential(&first.user, mechanism) else {
             return failure(
                 code::SASL_AUTHENTICATION_FAILED,

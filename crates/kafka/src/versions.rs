@@ -33,6 +33,10 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteRecords, 0, 2),
     (ApiKey::InitProducerId, 0, 4),
     (ApiKey::OffsetForLeaderEpoch, 2, 4),
+    // v0 (no pattern type) is gone from Kafka 4 and from kafka-protocol.
+    (ApiKey::DescribeAcls, 1, 3),
+    (ApiKey::CreateAcls, 1, 3),
+    (ApiKey::DeleteAcls, 1, 3),
     (ApiKey::DescribeConfigs, 1, 4),
     (ApiKey::AlterConfigs, 0, 2),
     (ApiKey::SaslAuthenticate, 0, 2),
@@ -106,6 +110,9 @@ mod tests {
             ApiKey::OffsetDelete => r!(OffsetDeleteRequest, OffsetDeleteResponse),
             ApiKey::DescribeCluster => r!(DescribeClusterRequest, DescribeClusterResponse),
             ApiKey::SaslHandshake => r!(SaslHandshakeRequest, SaslHandshakeResponse),
+            ApiKey::DescribeAcls => r!(DescribeAclsRequest, DescribeAclsResponse),
+            ApiKey::CreateAcls => r!(CreateAclsRequest, CreateAclsResponse),
+            ApiKey::DeleteAcls => r!(DeleteAclsRequest, DeleteAclsResponse),
             ApiKey::SaslAuthenticate => r!(SaslAuthenticateRequest, SaslAuthenticateResponse),
             ApiKey::DescribeUserScramCredentials => r!(
                 DescribeUserScramCredentialsRequest,

@@ -18,7 +18,7 @@ use anyhow::{Context, anyhow};
 use ferrymq_admin::{AdminContext, KafkaView, ListenerInfo};
 use ferrymq_auth::UserStore;
 use ferrymq_core::Broker;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::advertised;
 use crate::config::Config;
@@ -132,6 +132,23 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .context("cannot open the user store")?
     };
     let users = Arc::new(users);
+    let exposed = std::iter::once(addrs.0)
+        .chain(kafka_listeners.iter().map(|(l, _)| l.local_addr()))
+        .chain([addrs.2])
+        .find(|a| !a.ip().is_loopback());
+    let only_loopback_users = users
+        .users()
+        .iter()
+        .all(|u| users.is_loopback_only(&u.name));
+    if let Some(addr) = exposed
+        && only_loopback_users
+    {
+        warn!(
+            %addr,
+            "listening beyond loopback, but every user may log in from loopback only (the default guest): \
+             add a user (`ferrymq user add`, the management API, or FERRYMQ_DEFAULT_USER and FERRYMQ_DEFAULT_PASS on a new data directory)"
+        );
+    }
 
     // The Kafka frontend's shared state (topic defaults, group coordinator, cluster id).
     let kafka_ctx = {

@@ -140,7 +140,11 @@ pub fn authenticate(
     info.mechanism = mechanism.to_owned();
     let response = Bytes::copy_from_slice(start_ok.response.as_bytes());
     let loopback = peer.ip().is_loopback();
+    let limiter = ctx.users.limiter();
     let (user, outcome) = match (mechanism, certificate) {
+        _ if !limiter.allows(peer.ip()) => {
+            (String::new(), Err(ferrymq_auth::Error::TooManyFailures))
+        }
         ("EXTERNAL", Some(cert)) => {
             let name = match ctx.config.ssl_cert_login_from {
                 CertLogin::CommonName => cert.common_name.clone().unwrap_or_default(),
@@ -180,6 +184,9 @@ pub fn authenticate(
     match outcome {
         Ok(u) => Ok((u, info)),
         Err(error) => {
+            if !matches!(error, ferrymq_auth::Error::TooManyFailures) {
+                limiter.failed(peer.ip());
+            }
             tracing::warn!(%peer, user = %user, mechanism, %error, "login refused");
             let text = if info.auth_failure_close {
                 format!(

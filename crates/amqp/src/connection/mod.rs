@@ -23,7 +23,7 @@ pub mod session;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use amq_protocol::protocol::{AMQPClass, connection};
@@ -369,6 +369,7 @@ impl Connection {
             durable_tx,
             sync_definitions: false,
             topic_checks: false,
+            decisions: Mutex::default(),
         };
         let mut session = session;
         session.topic_checks = self

@@ -1,10 +1,10 @@
 //! What a connection knows once it is open, shared by every channel handler.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use amq_protocol::protocol::AMQPClass;
 use bytes::BytesMut;
-use ferrymq_auth::{Action, ResourceType, User};
+use ferrymq_auth::{Action, DecisionCache, ResourceType, User};
 use ferrymq_core::VHost;
 use ferrymq_core::connections::Registered;
 use ferrymq_core::queue::{DurabilityWait, Queue};
@@ -41,15 +41,31 @@ pub struct Session {
     /// The user has topic permissions on this vhost: publishes to topic exchanges check
     /// their routing key (otherwise they pay nothing).
     pub topic_checks: bool,
+    /// Cached permission decisions, one cache per (resource type, action).
+    pub decisions: Mutex<[DecisionCache<String>; 6]>,
 }
 
 impl Session {
     /// RabbitMQ's configure/write/read check of the user on this vhost: 403 ACCESS_REFUSED.
+    /// Decisions are cached per connection until users or permissions change, so a publish
+    /// path checks a map, not a pattern.
     pub fn authorize(&self, kind: ResourceType, name: &str, action: Action) -> AmqpResult<()> {
-        self.ctx
-            .users
-            .authorize(&self.user.name, self.vhost.name(), kind, name, action)
-            .map_err(|refusal| AmqpError::new(ReplyCode::AccessRefused, refusal.text))
+        let check = || {
+            self.ctx
+                .users
+                .authorize(&self.user.name, self.vhost.name(), kind, name, action)
+        };
+        let slot = kind as usize * 3 + action as usize;
+        let allowed = self
+            .decisions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_mut(slot)
+            .is_some_and(|cache| cache.get_or(&self.ctx.users, name, || check().is_ok()));
+        if allowed {
+            return Ok(());
+        }
+        check().map_err(|refusal| AmqpError::new(ReplyCode::AccessRefused, refusal.text))
     }
 
     /// The topic-permission check of a routing key on topic exchange `exchange`.

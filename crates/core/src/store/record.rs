@@ -27,10 +27,12 @@ pub enum Kind {
     /// A user's write/read patterns for routing keys of one topic exchange
     /// (key `vhost \0 user \0 exchange`).
     TopicPermission = 9,
+    /// A Kafka ACL (key: its fields, `\0`-separated; value: the binding as JSON).
+    Acl = 10,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 10] = [
         Kind::Vhost,
         Kind::User,
         Kind::Exchange,
@@ -40,6 +42,7 @@ impl Kind {
         Kind::Setting,
         Kind::Permission,
         Kind::TopicPermission,
+        Kind::Acl,
     ];
 
     fn from_byte(byte: u8) -> Option<Kind> {

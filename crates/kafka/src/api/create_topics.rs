@@ -15,7 +15,7 @@ use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 
 use super::describe_configs::topic_entries;
 use super::{blocking, later, s, validate_topic_name};
-use crate::connection::Reply;
+use crate::connection::{ConnState, Reply};
 use crate::error::{self, code};
 use crate::message::ResponseBody;
 use crate::{Ctx, topic_config};
@@ -93,12 +93,31 @@ fn plan(ctx: &Ctx, topic: &CreatableTopic) -> Result<(u32, StreamConfig), (i16, 
     Ok((partitions, config))
 }
 
-pub(super) fn handle(ctx: &Arc<Ctx>, request: CreateTopicsRequest, version: i16) -> Reply {
+pub(super) fn handle(
+    ctx: &Arc<Ctx>,
+    conn: &ConnState,
+    request: CreateTopicsRequest,
+    version: i16,
+) -> Reply {
     let ctx = Arc::clone(ctx);
+    let authorized: Vec<bool> = request
+        .topics
+        .iter()
+        .map(|t| conn.may_create_topic(&ctx, &t.name))
+        .collect();
     later(async move {
         let mut results = Vec::with_capacity(request.topics.len());
-        for topic in request.topics {
+        for (topic, authorized) in request.topics.into_iter().zip(authorized) {
             let base = CreatableTopicResult::default().with_name(topic.name.clone());
+            if !authorized {
+                results.push(
+                    base.with_error_code(code::TOPIC_AUTHORIZATION_FAILED)
+                        .with_error_message(Some(s("Authorization failed.")))
+                        .with_num_partitions(-1)
+                        .with_replication_factor(-1),
+                );
+                continue;
+            }
             let (partitions, config) = match plan(&ctx, &topic) {
                 Ok(p) => p,
                 Err((c, m)) => {

@@ -1,6 +1,7 @@
 //! DeleteTopics (key 20, v1-6): by name, or (v6) by topic id. The topic's data and its
 //! committed group offsets go with it.
 
+use ferrymq_auth::acl::AclOperation;
 use std::sync::Arc;
 
 use ferrymq_core::stream::StreamId;
@@ -9,11 +10,16 @@ use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicN
 
 use super::{blocking, later, s};
 use crate::Ctx;
-use crate::connection::Reply;
+use crate::connection::{ConnState, Reply};
 use crate::error::{self, code};
 use crate::message::ResponseBody;
 
-pub(super) fn handle(ctx: &Arc<Ctx>, request: DeleteTopicsRequest, version: i16) -> Reply {
+pub(super) fn handle(
+    ctx: &Arc<Ctx>,
+    conn: &ConnState,
+    request: DeleteTopicsRequest,
+    version: i16,
+) -> Reply {
     let ctx = Arc::clone(ctx);
     let wanted: Vec<(Option<TopicName>, uuid::Uuid)> = if version >= 6 {
         request
@@ -28,9 +34,24 @@ pub(super) fn handle(ctx: &Arc<Ctx>, request: DeleteTopicsRequest, version: i16)
             .map(|n| (Some(n), uuid::Uuid::nil()))
             .collect()
     };
+    // Names the client may not delete (looked up now: the check needs the connection).
+    let denied: Vec<bool> = wanted
+        .iter()
+        .map(|(name, id)| {
+            let name = match (name, id.is_nil()) {
+                (_, false) => ctx
+                    .streams
+                    .get_by_id(StreamId(*id.as_bytes()))
+                    .map(|s| s.name().to_owned()),
+                (Some(name), true) => Some(name.to_string()),
+                (None, true) => None,
+            };
+            name.is_some_and(|n| !conn.may_topic(&ctx, AclOperation::Delete, &n))
+        })
+        .collect();
     later(async move {
         let mut responses = Vec::with_capacity(wanted.len());
-        for (name, id) in wanted {
+        for ((name, id), denied) in wanted.into_iter().zip(denied) {
             let stream = match (&name, id.is_nil()) {
                 (_, false) => ctx.streams.get_by_id(StreamId(*id.as_bytes())),
                 (Some(name), true) => ctx.streams.get(name),
@@ -39,6 +60,10 @@ pub(super) fn handle(ctx: &Arc<Ctx>, request: DeleteTopicsRequest, version: i16)
             let base = DeletableTopicResult::default()
                 .with_name(name.clone())
                 .with_topic_id(id);
+            if denied {
+                responses.push(base.with_error_code(code::TOPIC_AUTHORIZATION_FAILED));
+                continue;
+            }
             let Some(stream) = stream else {
                 let c = if id.is_nil() {
                     code::UNKNOWN_TOPIC_OR_PARTITION

@@ -12,6 +12,7 @@
 //! which tells clients to send full requests; a request naming a session gets
 //! FETCH_SESSION_ID_NOT_FOUND.
 
+use ferrymq_auth::acl::AclOperation;
 use std::future::Future as _;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -47,7 +48,7 @@ struct TopicTarget {
     partitions: Vec<Target>,
 }
 
-fn resolve(ctx: &Ctx, request: FetchRequest, version: i16) -> Vec<TopicTarget> {
+fn resolve(ctx: &Ctx, conn: &ConnState, request: FetchRequest, version: i16) -> Vec<TopicTarget> {
     request
         .topics
         .into_iter()
@@ -61,6 +62,13 @@ fn resolve(ctx: &Ctx, request: FetchRequest, version: i16) -> Vec<TopicTarget> {
                     .get(&topic.topic)
                     .ok_or(code::UNKNOWN_TOPIC_OR_PARTITION)
             };
+            let stream = stream.and_then(|s| {
+                if conn.may_topic(ctx, AclOperation::Read, s.name()) {
+                    Ok(s)
+                } else {
+                    Err(code::TOPIC_AUTHORIZATION_FAILED)
+                }
+            });
             let partitions = topic
                 .partitions
                 .into_iter()
@@ -254,7 +262,7 @@ pub(super) fn handle(
     let max_wait =
         Duration::from_millis(u64::try_from(request.max_wait_ms).unwrap_or(0)).min(MAX_WAIT_CAP);
     let read_committed = request.isolation_level == 1;
-    let targets = resolve(ctx, request, version);
+    let targets = resolve(ctx, conn, request, version);
     let shutdown = conn.shutdown.clone();
     later(async move {
         let responses = long_poll(

@@ -1,6 +1,7 @@
 //! FindCoordinator (key 10, v0-4): this node coordinates every group. Transaction
 //! coordinators (key type 1) are not available: ferrymq has no transactions.
 
+use ferrymq_auth::acl::AclOperation;
 use std::sync::Arc;
 
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
@@ -15,7 +16,7 @@ use crate::message::ResponseBody;
 
 const KEY_GROUP: i8 = 0;
 
-fn answer(ctx: &Ctx, key: &StrBytes, key_type: i8) -> (i16, Option<String>) {
+fn answer(ctx: &Ctx, conn: &ConnState, key: &StrBytes, key_type: i8) -> (i16, Option<String>) {
     if key_type != KEY_GROUP {
         return (
             code::COORDINATOR_NOT_AVAILABLE,
@@ -28,7 +29,12 @@ fn answer(ctx: &Ctx, key: &StrBytes, key_type: i8) -> (i16, Option<String>) {
             Some("group id must not be empty".into()),
         );
     }
-    let _ = ctx;
+    if !conn.may_group(ctx, AclOperation::Describe, key) {
+        return (
+            code::GROUP_AUTHORIZATION_FAILED,
+            Some("Group authorization failed.".into()),
+        );
+    }
     (code::NONE, None)
 }
 
@@ -46,7 +52,7 @@ pub(super) fn handle(
             .coordinator_keys
             .iter()
             .map(|key| {
-                let (c, message) = answer(ctx, key, request.key_type);
+                let (c, message) = answer(ctx, conn, key, request.key_type);
                 let found = c == code::NONE;
                 Coordinator::default()
                     .with_key(key.clone())
@@ -63,7 +69,7 @@ pub(super) fn handle(
             .collect();
         FindCoordinatorResponse::default().with_coordinators(coordinators)
     } else {
-        let (c, message) = answer(ctx, &request.key, request.key_type);
+        let (c, message) = answer(ctx, conn, &request.key, request.key_type);
         let found = c == code::NONE;
         FindCoordinatorResponse::default()
             .with_error_code(c)

@@ -1,5 +1,7 @@
-//! ListGroups (key 16, v0-4): every group, optionally filtered by state (v4+).
+//! ListGroups (key 16, v0-4): every group the client may describe, optionally filtered by
+//! state (v4+).
 
+use ferrymq_auth::acl::AclOperation;
 use std::sync::Arc;
 
 use kafka_protocol::messages::list_groups_response::ListedGroup;
@@ -7,15 +9,21 @@ use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
 
 use super::s;
 use crate::Ctx;
-use crate::connection::Reply;
+use crate::connection::{ConnState, Reply};
 use crate::message::ResponseBody;
 
-pub(super) fn handle(ctx: &Arc<Ctx>, request: &ListGroupsRequest, _version: i16) -> Reply {
+pub(super) fn handle(
+    ctx: &Arc<Ctx>,
+    conn: &ConnState,
+    request: &ListGroupsRequest,
+    _version: i16,
+) -> Reply {
     let wanted = &request.states_filter;
     let groups = ctx
         .groups
         .list()
         .into_iter()
+        .filter(|g| conn.may_group(ctx, AclOperation::Describe, &g.group_id))
         .filter(|g| {
             wanted.is_empty()
                 || wanted

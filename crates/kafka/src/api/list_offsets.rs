@@ -4,6 +4,7 @@
 //! "Latest" is the high watermark (also the last stable offset: no transactions). Lookups
 //! by timestamp read one or a few batches, so the handler answers from the blocking pool.
 
+use ferrymq_auth::acl::AclOperation;
 use std::sync::Arc;
 
 use ferrymq_core::stream::{OffsetAndTimestamp, Partition};
@@ -14,7 +15,7 @@ use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
 use super::{blocking, later, leader_epoch_error};
 use crate::Ctx;
-use crate::connection::Reply;
+use crate::connection::{ConnState, Reply};
 use crate::error::{self, code};
 use crate::message::ResponseBody;
 
@@ -35,11 +36,21 @@ fn lookup(partition: &Partition, timestamp: i64) -> Result<(i64, i64), ferrymq_c
     })
 }
 
-pub(super) fn handle(ctx: &Arc<Ctx>, request: ListOffsetsRequest, version: i16) -> Reply {
+pub(super) fn handle(
+    ctx: &Arc<Ctx>,
+    conn: &ConnState,
+    request: ListOffsetsRequest,
+    version: i16,
+) -> Reply {
     let ctx = Arc::clone(ctx);
+    let authorized: Vec<bool> = request
+        .topics
+        .iter()
+        .map(|t| conn.may_topic(&ctx, AclOperation::Describe, &t.name))
+        .collect();
     later(async move {
         let mut topics = Vec::with_capacity(request.topics.len());
-        for topic in request.topics {
+        for (topic, authorized) in request.topics.into_iter().zip(authorized) {
             let stream = ctx.streams.get(&topic.name);
             let mut partitions = Vec::with_capacity(topic.partitions.len());
             for p in topic.partitions {
@@ -48,6 +59,10 @@ pub(super) fn handle(ctx: &Arc<Ctx>, request: ListOffsetsRequest, version: i16) 
                     .with_timestamp(-1)
                     .with_offset(-1)
                     .with_leader_epoch(-1);
+                if !authorized {
+                    partitions.push(base.with_error_code(code::TOPIC_AUTHORIZATION_FAILED));
+                    continue;
+                }
                 let partition = stream.as_ref().and_then(|s| {
                     u32::try_from(p.partition_index)
                         .ok()

@@ -6,6 +6,7 @@
 //! partitions (Kafka answers LEADER_NOT_AVAILABLE first; clients accept either). Topic ids
 //! appear from v10. The leader epoch is always 0.
 
+use ferrymq_auth::acl::AclOperation;
 use std::sync::Arc;
 
 use kafka_protocol::messages::metadata_response::{
@@ -82,8 +83,11 @@ pub(super) async fn handle(
     let wanted = request.topics.filter(|t| !(version == 0 && t.is_empty()));
     match wanted {
         None => {
+            // All topics: those the client may describe (Kafka leaves the rest out).
             for stream in ctx.streams.list() {
-                topics_out.push(topic_entry(ctx, &stream, ops));
+                if conn.may_topic(ctx, AclOperation::Describe, stream.name()) {
+                    topics_out.push(topic_entry(ctx, &stream, ops));
+                }
             }
         }
         Some(wanted) => {
@@ -106,8 +110,17 @@ pub(super) async fn handle(
                         }
                         found
                     }
+                    (Some(name), None) if !conn.may_topic(ctx, AclOperation::Describe, name) => {
+                        topics_out.push(
+                            MetadataResponseTopic::default()
+                                .with_error_code(code::TOPIC_AUTHORIZATION_FAILED)
+                                .with_name(Some(name.clone())),
+                        );
+                        None
+                    }
                     (Some(name), None) => {
-                        match topics::get_or_create(ctx, name, allow_create).await {
+                        let create = allow_create && conn.may_create_topic(ctx, name);
+                        match topics::get_or_create(ctx, name, create).await {
                             Ok(Some(stream)) => Some(stream),
                             Ok(None) => {
                                 topics_out.push(
@@ -137,8 +150,16 @@ pub(super) async fn handle(
                         None
                     }
                 };
-                if let Some(stream) = stream {
-                    topics_out.push(topic_entry(ctx, &stream, ops));
+                match stream {
+                    Some(stream) if conn.may_topic(ctx, AclOperation::Describe, stream.name()) => {
+                        topics_out.push(topic_entry(ctx, &stream, ops));
+                    }
+                    Some(stream) => topics_out.push(
+                        MetadataResponseTopic::default()
+                            .with_error_code(code::TOPIC_AUTHORIZATION_FAILED)
+                            .with_topic_id(uuid::Uuid::from_bytes(stream.id().0)),
+                    ),
+                    None => {}
                 }
             }
         }

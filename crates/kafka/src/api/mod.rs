@@ -5,8 +5,10 @@
 //! offset commits are applied); anything that waits (fsync, long poll, rebalance, blocking
 //! file I/O) goes into a `Reply::Later` future.
 
+mod acls;
 mod alter_configs;
 pub mod api_versions;
+mod authz;
 mod create_partitions;
 mod create_topics;
 mod delete_groups;
@@ -48,16 +50,28 @@ pub(crate) use topics::{leader_epoch_error, validate_topic_name};
 /// Routes one request to its handler.
 pub async fn dispatch(ctx: &Arc<Ctx>, conn: &ConnState, request: KafkaRequest) -> Reply {
     let v = request.header.api_version;
-    match request.body {
+    let (body, append) = match authz::check(ctx, conn, request.body, v) {
+        Ok(checked) => checked,
+        Err(refused) => return Reply::Now(refused),
+    };
+    let reply = route(ctx, conn, body, v).await;
+    match append {
+        Some(append) => authz::appended(reply, append),
+        None => reply,
+    }
+}
+
+async fn route(ctx: &Arc<Ctx>, conn: &ConnState, body: RequestBody, v: i16) -> Reply {
+    match body {
         RequestBody::ApiVersions(r) => {
             Reply::Now(ResponseBody::ApiVersions(api_versions::handle(&r, v)))
         }
         RequestBody::Metadata(r) => metadata::handle(ctx, conn, r, v).await,
-        RequestBody::Produce(r) => produce::handle(ctx, r, v).await,
+        RequestBody::Produce(r) => produce::handle(ctx, conn, r, v).await,
         RequestBody::Fetch(r) => fetch::handle(ctx, conn, r, v),
-        RequestBody::ListOffsets(r) => list_offsets::handle(ctx, r, v),
-        RequestBody::CreateTopics(r) => create_topics::handle(ctx, r, v),
-        RequestBody::DeleteTopics(r) => delete_topics::handle(ctx, r, v),
+        RequestBody::ListOffsets(r) => list_offsets::handle(ctx, conn, r, v),
+        RequestBody::CreateTopics(r) => create_topics::handle(ctx, conn, r, v),
+        RequestBody::DeleteTopics(r) => delete_topics::handle(ctx, conn, r, v),
         RequestBody::CreatePartitions(r) => create_partitions::handle(ctx, r, v),
         RequestBody::DescribeConfigs(r) => describe_configs::handle(ctx, &r, v),
         RequestBody::AlterConfigs(r) => alter_configs::handle_legacy(ctx, r, v),
@@ -70,13 +84,16 @@ pub async fn dispatch(ctx: &Arc<Ctx>, conn: &ConnState, request: KafkaRequest) -
         RequestBody::SyncGroup(r) => sync_group::handle(ctx, conn, r, v),
         RequestBody::Heartbeat(r) => heartbeat::handle(ctx, &r, v),
         RequestBody::LeaveGroup(r) => leave_group::handle(ctx, &r, v),
-        RequestBody::OffsetCommit(r) => offset_commit::handle(ctx, &r, v),
+        RequestBody::OffsetCommit(r) => offset_commit::handle(ctx, conn, &r, v),
         RequestBody::OffsetFetch(r) => offset_fetch::handle(ctx, &r, v),
         RequestBody::DescribeGroups(r) => describe_groups::handle(ctx, &r, v),
-        RequestBody::ListGroups(r) => list_groups::handle(ctx, &r, v),
+        RequestBody::ListGroups(r) => list_groups::handle(ctx, conn, &r, v),
         RequestBody::DeleteGroups(r) => delete_groups::handle(ctx, r, v),
         RequestBody::OffsetDelete(r) => offset_delete::handle(ctx, r, v),
         RequestBody::InitProducerId(r) => init_producer_id::handle(ctx, &r, v),
+        RequestBody::CreateAcls(r) => acls::create(ctx, conn, r),
+        RequestBody::DescribeAcls(r) => acls::describe(ctx, conn, &r),
+        RequestBody::DeleteAcls(r) => acls::delete(ctx, conn, &r),
         RequestBody::DescribeUserScramCredentials(r) => scram_credentials::describe(ctx, conn, &r),
         RequestBody::AlterUserScramCredentials(r) => scram_credentials::alter(ctx, conn, &r),
         // The connection answers these itself (they change its SASL state).

@@ -5,6 +5,7 @@
 //! response waits until that append is durable under the fsync policy. `retention_time_ms`
 //! (v2-4) is accepted and ignored, as Kafka 2.1+ does; offsets expire with their group.
 
+use ferrymq_auth::acl::AclOperation;
 use std::sync::Arc;
 
 use ferrymq_core::group::CommittedOffset;
@@ -15,17 +16,32 @@ use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 
 use super::{later, now_ms};
 use crate::Ctx;
-use crate::connection::Reply;
+use crate::connection::{ConnState, Reply};
 use crate::error::{self, code};
 use crate::message::ResponseBody;
 
-pub(super) fn handle(ctx: &Arc<Ctx>, request: &OffsetCommitRequest, _version: i16) -> Reply {
+pub(super) fn handle(
+    ctx: &Arc<Ctx>,
+    conn: &ConnState,
+    request: &OffsetCommitRequest,
+    _version: i16,
+) -> Reply {
     let now = now_ms();
     // (topic, partition, Err(code) | Ok(value)) in request order.
     let mut plan = Vec::new();
     let mut offsets = Vec::new();
     for topic in &request.topics {
         let stream = ctx.streams.get(&topic.name);
+        if !conn.may_topic(ctx, AclOperation::Read, &topic.name) {
+            for p in &topic.partitions {
+                plan.push((
+                    topic.name.clone(),
+                    p.partition_index,
+                    Some(code::TOPIC_AUTHORIZATION_FAILED),
+                ));
+            }
+            continue;
+        }
         for p in &topic.partitions {
             let exists = stream.as_ref().is_some_and(|s| {
                 u32::try_from(p.partition_index).is_ok_and(|i| i < s.partition_count())

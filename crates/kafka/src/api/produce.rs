@@ -8,6 +8,7 @@
 //! high watermark covers the batch (under fsync policy Always: until it is on disk), bounded
 //! by the request's `timeout_ms`. acks=0 gets no response at all.
 
+use ferrymq_auth::acl::AclOperation;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,7 +19,7 @@ use kafka_protocol::messages::produce_response::{PartitionProduceResponse, Topic
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
 use super::{later, now_ms, s, topics};
-use crate::connection::Reply;
+use crate::connection::{ConnState, Reply};
 use crate::error::{self, code};
 use crate::message::ResponseBody;
 use crate::{Ctx, topic_config};
@@ -134,7 +135,12 @@ fn append_one(
     Ok((partition, appended))
 }
 
-pub(super) async fn handle(ctx: &Arc<Ctx>, request: ProduceRequest, version: i16) -> Reply {
+pub(super) async fn handle(
+    ctx: &Arc<Ctx>,
+    conn: &ConnState,
+    request: ProduceRequest,
+    version: i16,
+) -> Reply {
     let acks = request.acks;
     let refuse_all = if !matches!(acks, -1..=1) {
         Some((code::INVALID_REQUIRED_ACKS, "acks must be -1, 0 or 1"))
@@ -151,7 +157,14 @@ pub(super) async fn handle(ctx: &Arc<Ctx>, request: ProduceRequest, version: i16
     for (t, topic) in request.topic_data.into_iter().enumerate() {
         let stream = match refuse_all {
             Some(_) => Ok(None),
-            None => topics::get_or_create(ctx, &topic.name, true).await,
+            None if !conn.may_topic(ctx, AclOperation::Write, &topic.name) => Err((
+                code::TOPIC_AUTHORIZATION_FAILED,
+                "Topic authorization failed.".to_owned(),
+            )),
+            None => {
+                let create = conn.may_create_topic(ctx, &topic.name);
+                topics::get_or_create(ctx, &topic.name, create).await
+            }
         };
         let mut partitions = Vec::with_capacity(topic.partition_data.len());
         for data in topic.partition_data {

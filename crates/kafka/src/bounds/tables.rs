@@ -16,8 +16,8 @@ use kafka_protocol::messages::{
     produce_request as produce, sync_group_request as sync_group,
 };
 use kafka_protocol::messages::{
-    alter_user_scram_credentials_request as scram_alter,
-    describe_user_scram_credentials_request as scram_describe,
+    alter_user_scram_credentials_request as scram_alter, create_acls_request as create_acls,
+    delete_acls_request as delete_acls, describe_user_scram_credentials_request as scram_describe,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -88,6 +88,9 @@ pub(crate) fn schema(api_key: i16) -> Option<&'static Schema> {
         47 => &OFFSET_DELETE,
         60 => &DESCRIBE_CLUSTER,
         17 => &SASL_HANDSHAKE,
+        29 => &DESCRIBE_ACLS,
+        30 => &CREATE_ACLS,
+        31 => &DELETE_ACLS,
         36 => &SASL_AUTHENTICATE,
         50 => &DESCRIBE_USER_SCRAM_CREDENTIALS,
         51 => &ALTER_USER_SCRAM_CREDENTIALS,
@@ -584,6 +587,37 @@ pub(crate) static CONSUMER_SUBSCRIPTION: Schema = Schema {
         f(I32, 2, ALL),     // generation_id
         f(STR, 3, ALL),     // rack_id
     ],
+};
+
+/// An ACL filter (DescribeAcls' body, each of DeleteAcls' filters): resource type, name,
+/// pattern type (v1+), principal, host, operation, permission type.
+const ACL_FILTER: &[Field] = &[
+    f(I8, 0, ALL),
+    f(STR, 0, ALL),
+    f(I8, 1, ALL),
+    f(STR, 0, ALL),
+    f(STR, 0, ALL),
+    f(I8, 0, ALL),
+    f(I8, 0, ALL),
+];
+
+static DESCRIBE_ACLS: Schema = Schema {
+    flexible_from: 2,
+    fields: ACL_FILTER,
+};
+
+static CREATE_ACLS: Schema = Schema {
+    flexible_from: 2,
+    fields: &[f(array::<create_acls::AclCreation>(ACL_FILTER), 0, ALL)],
+};
+
+static DELETE_ACLS: Schema = Schema {
+    flexible_from: 2,
+    fields: &[f(
+        array::<delete_acls::DeleteAclsFilter>(ACL_FILTER),
+        0,
+        ALL,
+    )],
 };
 
 static SASL_HANDSHAKE: Schema = Schema {

@@ -146,6 +146,9 @@ fn every_schema_walks_an_empty_request_of_every_version() {
     check!(ApiKey::OffsetDelete, OffsetDeleteRequest);
     check!(ApiKey::DescribeCluster, DescribeClusterRequest);
     check!(ApiKey::SaslHandshake, SaslHandshakeRequest);
+    check!(ApiKey::DescribeAcls, DescribeAclsRequest);
+    check!(ApiKey::CreateAcls, CreateAclsRequest);
+    check!(ApiKey::DeleteAcls, DeleteAclsRequest);
     check!(ApiKey::SaslAuthenticate, SaslAuthenticateRequest);
     check!(
         ApiKey::DescribeUserScramCredentials,

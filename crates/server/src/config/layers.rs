@@ -26,6 +26,16 @@ use toml::{Table, Value};
 pub const ENV_PREFIX: &str = "FERRYMQ_";
 /// The env variable `--config` reads; not a config key.
 pub const ENV_CONFIG: &str = "FERRYMQ_CONFIG";
+/// `FERRYMQ_*` variables that are not config keys: the config file, the default user (see
+/// `Config::load`) and the `ferrymq user` subcommand's connection.
+const ENV_NOT_KEYS: &[&str] = &[
+    ENV_CONFIG,
+    "FERRYMQ_DEFAULT_USER",
+    "FERRYMQ_DEFAULT_PASS",
+    "FERRYMQ_ADMIN_URL",
+    "FERRYMQ_ADMIN_USER",
+    "FERRYMQ_ADMIN_PASSWORD",
+];
 
 /// A value given on the command line for the key at dotted path `key`.
 #[derive(Debug, Clone, PartialEq)]
@@ -115,7 +125,7 @@ impl Layers {
             let Some(name) = name.to_str().filter(|n| n.starts_with(ENV_PREFIX)) else {
                 continue;
             };
-            if name == ENV_CONFIG {
+            if ENV_NOT_KEYS.contains(&name) {
                 continue;
             }
             let Some(path) = names.get(name) else {

@@ -76,7 +76,35 @@ impl Default for ServerConfig {
     }
 }
 
+/// As RabbitMQ's image takes `RABBITMQ_DEFAULT_USER` and `RABBITMQ_DEFAULT_PASS`: the one
+/// user seeded into a new data directory instead of `amqp.users` (an administrator on every
+/// vhost, not loopback-only).
+pub const ENV_DEFAULT_USER: &str = "FERRYMQ_DEFAULT_USER";
+pub const ENV_DEFAULT_PASS: &str = "FERRYMQ_DEFAULT_PASS";
+
 impl Config {
+    fn apply_default_user(&mut self, env: &[(OsString, OsString)]) -> anyhow::Result<()> {
+        let var = |name: &str| {
+            env.iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.to_string_lossy().into_owned())
+        };
+        match (var(ENV_DEFAULT_USER), var(ENV_DEFAULT_PASS)) {
+            (None, None) => Ok(()),
+            (Some(user), Some(password)) if !user.is_empty() => {
+                self.amqp.users = vec![
+                    ferrymq_auth::UserConfig::new(&user, &password, &["*"])
+                        .with_tags(&["administrator"]),
+                ];
+                self.amqp.loopback_users.retain(|u| *u != user);
+                Ok(())
+            }
+            _ => anyhow::bail!(
+                "{ENV_DEFAULT_USER} and {ENV_DEFAULT_PASS} go together (and the user name must not be empty)"
+            ),
+        }
+    }
+
     /// The TLS listeners configured, by the key that enables each.
     pub fn tls_listeners(&self) -> Vec<&'static str> {
         let mut keys = Vec::new();
@@ -243,15 +271,17 @@ impl Config {
         env: impl IntoIterator<Item = (OsString, OsString)>,
         flags: Vec<Override>,
     ) -> anyhow::Result<Loaded> {
+        let env: Vec<(OsString, OsString)> = env.into_iter().collect();
         let mut layers = Layers::new(&Config::default())?;
         if let Some(path) = file {
             layers.file(path)?;
         }
-        layers.env(env)?;
+        layers.env(env.iter().cloned())?;
         for Override { key, flag, value } in flags {
             layers.set(key, value, &Origin::Flag(flag))?;
         }
-        let config: Config = layers.finish()?;
+        let mut config: Config = layers.finish()?;
+        config.apply_default_user(&env)?;
         config.validate().map_err(|Invalid { key, reason }| {
             anyhow::anyhow!(
                 "invalid value for `{key}` (from {}): {reason}",
