@@ -4,7 +4,8 @@
 //!
 //! ```text
 //! main.rs        parse flags, load config, start logging and the runtime, exit status
-//! cli.rs         clap flags -> config overrides
+//! cli.rs         clap flags -> config overrides; the `user` subcommand's arguments
+//! user_cmd.rs    `ferrymq user ...`: users and permissions of a running broker, over its API
 //! config/        the config sections and their defaults (mod.rs), validation,
 //!                generic layering: defaults < file < FERRYMQ_* env < flags (layers.rs)
 //! logging.rs     tracing to stderr, text or JSON
@@ -18,7 +19,8 @@
 //!
 //! Exit status: 0 after a graceful shutdown (or `--version`, `--help`, `--print-config`);
 //! 2 for a usage or configuration error; 1 when the broker cannot run (data directory locked
-//! by another instance, address in use, ...).
+//! by another instance, address in use, ...). `ferrymq user ...` runs no broker: it exits 0
+//! when the broker made the change, 1 when it refused or could not be reached.
 //!
 //! ```text
 //! ferrymq --data-dir /var/lib/ferrymq --kafka-advertised broker-1.example.com:9092
@@ -34,6 +36,7 @@ mod lock;
 mod logging;
 mod secure;
 mod shutdown;
+mod user_cmd;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -41,7 +44,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use crate::cli::Cli;
+use crate::cli::{Cli, Command};
 use crate::config::{Config, Loaded};
 
 /// jemalloc instead of the system allocator: it returns memory freed after a burst (a drained
@@ -54,6 +57,9 @@ const RUNTIME_TEARDOWN: Duration = Duration::from_secs(1);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::User(args)) = &cli.command {
+        return user_cmd::run(args);
+    }
     let Loaded { config, warnings } = match cli
         .overrides()
         .and_then(|flags| Config::load(cli.config.as_deref(), std::env::vars_os(), flags))
