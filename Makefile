@@ -7,7 +7,8 @@ PYTHON  ?= python3
 VENV    := .venv
 PYTEST  := $(VENV)/bin/pytest
 ARGS    ?=
-export FERRYMQ_BIN ?= $(CURDIR)/target/debug/ferrymq
+# The tests' variables have a prefix of their own: FERRYMQ_* is the broker's configuration.
+export TEST_FERRYMQ_BIN ?= $(CURDIR)/target/debug/ferrymq
 
 BENCH_ARGS ?=
 
@@ -64,8 +65,10 @@ test-perf:
 fuzz:
 	scripts/fuzz.sh
 
+## docker: the ferrymq:latest image, built with nothing pulled (FROM scratch; see docker/Dockerfile)
 docker:
-	docker build -f docker/Dockerfile -t ferrymq:latest .
+	$(CARGO) build --release --bin ferrymq
+	scripts/docker-image.sh target/release/ferrymq ferrymq:latest
 
 deps: venv system-deps
 
@@ -79,7 +82,7 @@ $(VENV)/.installed: tests/requirements.txt
 # install-test-tools: promtool, chromium + chromedriver (Debian) and rabbitmqadmin (crates.io,
 # built once into ~/.cache/ferrymq-tools, outside the clone) for the management-API tests.
 system-deps:
-	scripts/apt-install kcat rabbitmq-server
+	scripts/apt-install kcat rabbitmq-server amqp-tools
 	scripts/install-test-tools
 
 clean:

@@ -1,6 +1,6 @@
 """Shared fixtures: start the real `ferrymq` binary on free loopback ports with a temp data dir.
 
-The binary is `$FERRYMQ_BIN` (the Makefile points it at the freshly built one). Every wait is
+The binary is `$TEST_FERRYMQ_BIN` (the Makefile points it at the freshly built one). Every wait is
 bounded; readiness is the `ferrymq ready ...` line the binary logs once every listener is bound.
 """
 
@@ -20,7 +20,7 @@ START_TIMEOUT = 30.0
 
 
 def _binary() -> str:
-    path = os.environ.get("FERRYMQ_BIN") or str(ROOT / "target" / "debug" / "ferrymq")
+    path = os.environ.get("TEST_FERRYMQ_BIN") or str(ROOT / "target" / "debug" / "ferrymq")
     if not os.path.exists(path):
         pytest.exit(f"ferrymq binary not found at {path}; run `make test`", returncode=2)
     return path
@@ -53,7 +53,7 @@ class Broker:
             "--amqp-listen", listen(self.amqp),
             "--kafka-listen", listen(self.kafka),
             "--http-listen", listen(self.http),
-            "--log-level", os.environ.get("FERRYMQ_TEST_LOG", "info"),
+            "--log-level", os.environ.get("TEST_FERRYMQ_LOG", "info"),
             *self.args,
         ]
         env = {**os.environ, **self.env}

@@ -3,7 +3,7 @@ confluent-kafka clients making the objects it shows.
 
 The page polls the API every 5 s, so every check is a bounded WebDriverWait on what the page
 renders (numeric cells carry their raw number in `data-value`). Screenshots go to
-$FERRYMQ_TEST_ARTIFACTS/<test> (default: <tmp_path>/artifacts), printed as each test starts; a
+$TEST_FERRYMQ_ARTIFACTS/<test> (default: <tmp_path>/artifacts), printed as each test starts; a
 failing test always leaves a `failure.png` there.
 """
 
@@ -145,8 +145,8 @@ def chrome(broker):
 
 @pytest.fixture
 def artifacts(tmp_path, request) -> Path:
-    """This test's screenshot directory: $FERRYMQ_TEST_ARTIFACTS/<test>, else <tmp_path>/artifacts."""
-    root = os.environ.get("FERRYMQ_TEST_ARTIFACTS")
+    """This test's screenshot directory: $TEST_FERRYMQ_ARTIFACTS/<test>, else <tmp_path>/artifacts."""
+    root = os.environ.get("TEST_FERRYMQ_ARTIFACTS")
     path = Path(root) / request.node.name if root else tmp_path / "artifacts"
     path.mkdir(parents=True, exist_ok=True)
     return path

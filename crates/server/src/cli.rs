@@ -77,6 +77,12 @@ pub struct Cli {
 pub enum Command {
     /// Manage users, tags and permissions of a running broker (through its management API)
     User(UserArgs),
+    /// Exit 0 if the broker answers GET /healthz (the container's HEALTHCHECK)
+    Health {
+        /// The URL to ask; default: http.listen from FERRYMQ_CONFIG and FERRYMQ_* variables
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+    },
 }
 
 /// `ferrymq user [CONNECTION] ACTION`: the connection flags may also follow the action.
@@ -291,11 +297,21 @@ mod tests {
         assert!(cli.print_config);
     }
 
+    #[test]
+    fn health_takes_an_optional_url() {
+        let cli = Cli::try_parse_from(["ferrymq", "health"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Health { url: None })));
+        let cli = Cli::try_parse_from(["ferrymq", "health", "--url", "http://x/healthz"]).unwrap();
+        assert!(
+            matches!(cli.command, Some(Command::Health { url: Some(u) }) if u == "http://x/healthz")
+        );
+    }
+
     fn user(args: &[&str]) -> Result<UserArgs, clap::Error> {
         let cli = Cli::try_parse_from(["ferrymq", "user"].iter().chain(args))?;
         match cli.command {
             Some(Command::User(user)) => Ok(user),
-            None => panic!("no subcommand parsed from {args:?}"),
+            other => panic!("no user subcommand parsed from {args:?}: {other:?}"),
         }
     }
 

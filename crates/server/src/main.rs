@@ -30,6 +30,7 @@ mod advertised;
 mod app;
 mod cli;
 mod config;
+mod health_cmd;
 mod http;
 mod listener;
 mod lock;
@@ -57,8 +58,10 @@ const RUNTIME_TEARDOWN: Duration = Duration::from_secs(1);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(Command::User(args)) = &cli.command {
-        return user_cmd::run(args);
+    match &cli.command {
+        Some(Command::User(args)) => return user_cmd::run(args),
+        Some(Command::Health { url }) => return health_cmd::run(url.as_deref()),
+        None => {}
     }
     let Loaded { config, warnings } = match cli
         .overrides()

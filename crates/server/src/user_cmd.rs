@@ -405,7 +405,7 @@ mod tests {
         let cli = Cli::try_parse_from(["ferrymq", "user"].iter().chain(args)).unwrap();
         match cli.command {
             Some(Command::User(user)) => user.action,
-            None => panic!("no subcommand in {args:?}"),
+            other => panic!("no user subcommand in {args:?}: {other:?}"),
         }
     }
 

@@ -9,7 +9,7 @@
 //! Env policy: a `FERRYMQ_<SECTION>_*` variable (one starting with a section's name) that names
 //! no key is an error, like an unknown key in a file: a typo must not silently leave a default
 //! in force. Any other `FERRYMQ_*` variable is outside the config's namespace (tools use some,
-//! e.g. a test harness's `FERRYMQ_BIN`): it is ignored with a warning. `FERRYMQ_CONFIG` is
+//! e.g. `FERRYMQ_HTTP` without a key): it is ignored with a warning naming the nearest key. `FERRYMQ_CONFIG` is
 //! `--config`'s.
 
 use std::collections::BTreeMap;
@@ -26,6 +26,15 @@ use toml::{Table, Value};
 pub const ENV_PREFIX: &str = "FERRYMQ_";
 /// The env variable `--config` reads; not a config key.
 pub const ENV_CONFIG: &str = "FERRYMQ_CONFIG";
+/// The known variable closest to a mistyped `name`, if one is close (a few edits).
+fn nearest<'a>(name: &str, known: impl Iterator<Item = &'a String>) -> Option<&'a String> {
+    known
+        .map(|k| (strsim::levenshtein(name, k), k))
+        .filter(|(distance, _)| *distance <= 3)
+        .min()
+        .map(|(_, k)| k)
+}
+
 /// `FERRYMQ_*` variables that are not config keys: the config file, the default user (see
 /// `Config::load`) and the `ferrymq user` subcommand's connection.
 const ENV_NOT_KEYS: &[&str] = &[
@@ -129,6 +138,8 @@ impl Layers {
                 continue;
             }
             let Some(path) = names.get(name) else {
+                let hint = nearest(name, names.keys())
+                    .map_or_else(String::new, |n| format!("; did you mean {n}?"));
                 let rest = name.strip_prefix(ENV_PREFIX).unwrap_or(name);
                 let section = self.schema.keys().find(|s| {
                     let s = s.to_uppercase();
@@ -136,11 +147,11 @@ impl Layers {
                 });
                 if let Some(section) = section {
                     bail!(
-                        "unknown environment variable {name}: no key of [{section}] has that name (`ferrymq --print-config` lists the keys; FERRYMQ_<SECTION>_<KEY>)"
+                        "unknown environment variable {name}: no key of [{section}] has that name{hint} (`ferrymq --print-config` lists the keys; FERRYMQ_<SECTION>_<KEY>)"
                     );
                 }
                 self.warnings.push(format!(
-                    "ignoring environment variable {name}: it names no config section (FERRYMQ_<SECTION>_<KEY>)"
+                    "ignoring environment variable {name}: it names no config section (FERRYMQ_<SECTION>_<KEY>){hint}"
                 ));
                 continue;
             };

@@ -241,11 +241,28 @@ mod load {
     }
 
     #[test]
+    fn a_mistyped_variable_is_told_the_nearest_key() {
+        let err = Config::load(None, env(&[("FERRYMQ_AMQP_HEARTBAET", "5")]), vec![])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("did you mean FERRYMQ_AMQP_HEARTBEAT?"),
+            "{err}"
+        );
+        let loaded = Config::load(None, env(&[("FERRYMQ_AMPQ_HEARTBEAT", "5")]), vec![]).unwrap();
+        assert!(
+            loaded.warnings[0].contains("did you mean FERRYMQ_AMQP_HEARTBEAT?"),
+            "{:?}",
+            loaded.warnings
+        );
+    }
+
+    #[test]
     fn variables_outside_every_section_are_ignored_with_a_warning() {
         // --config's own variable is not a key, and says nothing.
         let loaded = Config::load(None, env(&[("FERRYMQ_CONFIG", "/x.toml")]), vec![]).unwrap();
         assert!(loaded.warnings.is_empty());
-        // A tool's variable, e.g. the Makefile's FERRYMQ_BIN.
+        // A variable of no section, such as a tool's.
         let vars = [
             ("FERRYMQ_BIN", "/x/ferrymq"),
             ("FERRYMQ_AMQP_HEARTBEAT", "5"),
