@@ -44,6 +44,7 @@ lint:
 QUICK ?=
 bench: venv
 	scripts/apt-install rabbitmq-server
+	scripts/apt-install libssl-dev openssl  # librdkafka's TLS (ferrymq-perf); the bench's throwaway CA
 	$(CARGO) build --release -p ferrymq -p ferrymq-perf
 	$(VENV)/bin/python scripts/bench.py $(if $(filter-out 0,$(QUICK)),--quick) $(BENCH_ARGS)
 	$(VENV)/bin/python scripts/bench_management.py $(if $(filter-out 0,$(QUICK)),--quick)

@@ -9,7 +9,10 @@ loopback ports, then measures with `ferrymq-perf`:
               whether one client process limits the figure;
   disk        dd (1 GiB, conv=fdatasync) and per-write sync latency on the data filesystem;
   K1-K3       the Kafka scenarios against ferrymq, with the broker's default durability and
-              with fsync-always (topic config flush.messages=1).
+              with fsync-always (topic config flush.messages=1);
+  A1-TLS      A1 and K1 against ferrymq over TLS (amqps, a Kafka SSL listener; a throwaway CA
+  K1-TLS      made with the openssl CLI), alternating with their plaintext twins on the same
+              broker (ABBA, at least two rounds each): TLS/plaintext throughput.
 Every ferrymq-perf report is kept as JSON under target/bench-results/<stamp>/, and the
 "Brokers" section of docs/benchmarks.md (between the bench markers) is rewritten.
 
@@ -66,7 +69,14 @@ KAFKA_SCENARIOS = {
     "K3": ("1 producer at a fixed 5,000 msg/s, linger 0, 1 consumer: end-to-end latency",
            [*KAFKA_COMMON, "--linger-ms", "0", "--rate", "5000"]),
 }
-# Run sizes: the full run (`make bench`, about 15 minutes) and `--quick` (`make bench QUICK=1`).
+# Over TLS, beside a plaintext twin with the same arguments (the TLS budget of the security
+# issue: TLS costs at most 30% of the twin's throughput).
+TLS_SCENARIOS = {
+    "A1-TLS": ("A1 over TLS (amqps)", "A1"),
+    "K1-TLS": ("K1 over TLS (a Kafka SSL listener)", "K1"),
+}
+TLS_BUDGET = 0.70
+# Run sizes: the full run (`make bench`, about 17 minutes) and `--quick` (`make bench QUICK=1`).
 FULL = {"duration": 10.0, "warmup": 2.0, "rounds": 2, "backlog": 1_000_000, "connections": 10_000,
         "startups": 5, "dd_runs": 3}
 QUICK = {"duration": 2.0, "warmup": 0.5, "rounds": 1, "backlog": 100_000, "connections": 1_000,
@@ -138,6 +148,33 @@ def durability_lines(config: str) -> list[str]:
     return out
 
 
+def make_certs(out: Path) -> dict[str, Path]:
+    """A throwaway CA and a server certificate it signed for 127.0.0.1 and localhost (EC P-256,
+    valid two days), made with the openssl CLI: the broker gets cert.pem and key.pem, the
+    clients trust ca.pem."""
+    out.mkdir(parents=True, exist_ok=True)
+    ca, ca_key = out / "ca.pem", out / "ca.key"
+    cert, key, csr = out / "cert.pem", out / "key.pem", out / "server.csr"
+    ext = out / "server.ext"
+    ext.write_text("subjectAltName = IP:127.0.0.1, DNS:localhost\n"
+                   "basicConstraints = critical, CA:FALSE\n"
+                   "keyUsage = critical, digitalSignature\n"
+                   "extendedKeyUsage = serverAuth\n")
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    steps = [
+        ["openssl", "req", "-x509", *ec, "-keyout", ca_key, "-out", ca, "-days", "2",
+         "-subj", "/CN=ferrymq bench CA"],
+        ["openssl", "req", *ec, "-keyout", key, "-out", csr, "-subj", "/CN=localhost"],
+        ["openssl", "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial",
+         "-out", cert, "-days", "2", "-extfile", ext],
+    ]
+    for step in steps:
+        r = subprocess.run([str(a) for a in step], capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError(f"{' '.join(map(str, step[:3]))} failed: {r.stderr.strip()}")
+    return {"ca": ca, "cert": cert, "key": key}
+
+
 def loadavg() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
@@ -165,6 +202,9 @@ def busy_processes(exclude: set[int]) -> list[str]:
 
 class Ferrymq:
     READY = re.compile(r"ferrymq ready amqp=\S+:(\d+) kafka=\S+:(\d+) http=\S+:(\d+)")
+    AMQPS = re.compile(r" amqps=\S+:(\d+)")
+    KAFKA_LISTENER = re.compile(r"kafka listener on \S+ tells clients to connect to (\S+)")
+    LISTENER_NAME = re.compile(r"\blistener=(\w+)")
 
     def __init__(self, data_dir: Path, log_path: Path):
         self.data_dir = data_dir
@@ -172,24 +212,50 @@ class Ferrymq:
         self.proc = None
         self.amqp_port = self.kafka_port = self.http_port = None
         self.ready_ms = self.amqp_ms = None
+        # make_certs' files: when set, start() adds amqps and a Kafka SSL listener.
+        self.tls: dict[str, Path] | None = None
+        self.amqps_port = None
+        self.kafka_listeners: dict[str, str] = {}
+
+    def tls_env(self) -> dict[str, str]:
+        if not self.tls:
+            return {}
+        return {
+            "FERRYMQ_TLS_CERTFILE": str(self.tls["cert"]),
+            "FERRYMQ_TLS_KEYFILE": str(self.tls["key"]),
+            "FERRYMQ_AMQP_TLS_ENABLED": "true",
+            "FERRYMQ_AMQP_TLS_LISTEN": "127.0.0.1:0",
+            "FERRYMQ_KAFKA_LISTENERS": json.dumps(["PLAINTEXT://127.0.0.1:0",
+                                                   "SSL://127.0.0.1:0"]),
+        }
 
     def start(self, fresh: bool = True) -> "Ferrymq":
         if fresh:
             shutil.rmtree(self.data_dir, ignore_errors=True)
         ready = threading.Event()
+        self.amqps_port, self.kafka_listeners = None, {}
         t0 = time.monotonic()
         self.proc = subprocess.Popen(
             [str(FERRYMQ), "--data-dir", str(self.data_dir), "--amqp-listen", "127.0.0.1:0",
              "--kafka-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, errors="replace")
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, errors="replace",
+            env={**os.environ, **self.tls_env()})
 
         def drain(proc, out):
             for line in proc.stderr:
                 out.write(line)
+                if ready.is_set():
+                    continue
+                k = self.KAFKA_LISTENER.search(line)
+                if k:
+                    name = self.LISTENER_NAME.search(line)
+                    self.kafka_listeners[name[1] if name else "PLAINTEXT"] = k[1]
                 m = self.READY.search(line)
-                if m and not ready.is_set():
+                if m:
                     self.ready_ms = (time.monotonic() - t0) * 1000
                     self.amqp_port, self.kafka_port, self.http_port = int(m[1]), int(m[2]), int(m[3])
+                    s = self.AMQPS.search(line)
+                    self.amqps_port = int(s[1]) if s else None
                     ready.set()
             out.close()
 
@@ -198,6 +264,9 @@ class Ferrymq:
         if not ready.wait(30):
             self.stop()
             raise RuntimeError(f"ferrymq not ready in 30 s; see {self.log_path}")
+        if self.tls and (self.amqps_port is None or "SSL" not in self.kafka_listeners):
+            self.stop()
+            raise RuntimeError(f"ferrymq started without its TLS listeners; see {self.log_path}")
         while not amqp_answers(self.amqp_port):
             time.sleep(0.0005)
         self.amqp_ms = (time.monotonic() - t0) * 1000
@@ -214,6 +283,15 @@ class Ferrymq:
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def amqps_uri(self) -> str:
+        return f"amqps://guest:guest@127.0.0.1:{self.amqps_port}/%2f"
+
+    @property
+    def ssl_bootstrap(self) -> str:
+        """The SSL listener's advertised address (what its metadata tells clients)."""
+        return self.kafka_listeners["SSL"]
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -303,8 +381,13 @@ class Bench:
                               "load": [], "opts": {k: v for k, v in vars(opts).items()
                                                    if k in ("quick", "duration", "warmup", "rounds",
                                                             "backlog", "connections",
-                                                            "dd_runs")}}
+                                                            "dd_runs")},
+                              "argv": sys.argv[1:]}
         self.ours: set[int] = {os.getpid()}
+        self.tmp = Path(tempfile.mkdtemp(prefix="bench-"))
+
+    def wants(self, sid: str) -> bool:
+        return not self.opts.only or sid in self.opts.only
 
     def note_load(self, when: str) -> None:
         self.results["load"].append((when, loadavg()))
@@ -358,6 +441,7 @@ class Bench:
             "lapin": locked("lapin"),
             "rdkafka": locked("rdkafka") + " (librdkafka " + locked("rdkafka-sys").split("+")[-1]
                        + ", bundled)",
+            "openssl": cmd("openssl", "version"),
             "fsync_default": re.search(r'fsync = "(\w+)"', cmd(str(FERRYMQ), "--print-config"))[1],
             "durability_config": durability_lines(cmd(str(FERRYMQ), "--print-config")),
             "busy_at_start": busy_processes(self.ours),
@@ -392,7 +476,7 @@ class Bench:
     def amqp(self, fm: Ferrymq, rmq: RabbitMQ) -> None:
         out = self.results.setdefault("amqp", {})
         for sid, (_, args) in AMQP_SCENARIOS.items():
-            if self.opts.only and sid not in self.opts.only:
+            if not self.wants(sid):
                 continue
             rounds = 1 if sid == "A5" else self.opts.rounds
             order = []
@@ -412,7 +496,7 @@ class Bench:
         timed = self.timed()
         out = self.results.setdefault("client_check", {})
         for sid in ("A1", "A2"):
-            if self.opts.only and sid not in self.opts.only:
+            if not self.wants(sid):
                 continue
             _, args = AMQP_SCENARIOS[sid]
             queue = f"split-{sid.lower()}"
@@ -452,7 +536,7 @@ class Bench:
         for policy, topic_cfg in POLICIES.items():
             topic = f"bench-k1-{policy}"
             for sid, (_, args) in KAFKA_SCENARIOS.items():
-                if self.opts.only and sid not in self.opts.only:
+                if not self.wants(sid):
                     continue
                 if sid == "K2" and "K1" not in out.get(policy, {}):
                     continue
@@ -464,21 +548,57 @@ class Bench:
                                                     "--broker-pid", str(fm.pid), *args, *extra])
                 out.setdefault(policy, {})[sid] = rep
 
+    def tls(self, fm: Ferrymq) -> None:
+        """A1 and K1 over TLS, each beside its plaintext twin (the same arguments) on the same
+        broker, alternating plaintext, TLS, TLS, plaintext, ... over at least two rounds, so
+        neither side always runs first."""
+        out = self.results.setdefault("tls", {})
+        timed = ["--broker-pid", str(fm.pid), *self.timed()]
+        ca = str(fm.tls["ca"])
+        for sid, (_, twin) in TLS_SCENARIOS.items():
+            if not self.wants(sid):
+                continue
+            if twin in AMQP_SCENARIOS:
+                args = AMQP_SCENARIOS[twin][1]
+                runs = {"plaintext": ["amqp", "--uri", fm.uri, *args],
+                        "tls": ["amqp", "--uri", fm.amqps_uri, "--ca-file", ca, *args]}
+            else:
+                # A fresh topic per run, deleted after it (K1 keeps its topic for K2).
+                args = [a for a in KAFKA_SCENARIOS[twin][1] if a != "--keep"]
+                runs = {"plaintext": ["kafka", "--bootstrap", fm.bootstrap, *args],
+                        "tls": ["kafka", "--bootstrap", fm.ssl_bootstrap, "--security-protocol",
+                                "ssl", "--ca-file", ca, *args]}
+            self.note_load(sid)
+            got = out.setdefault(sid, {"twin": twin, "plaintext": [], "tls": []})
+            names = {"plaintext": f"{twin}-plaintext", "tls": sid}
+            for r in range(max(2, self.opts.rounds)):
+                for mode in ("plaintext", "tls") if r % 2 == 0 else ("tls", "plaintext"):
+                    got[mode].append(self.perf(f"{names[mode]}-{r + 1}", [*runs[mode], *timed]))
+
     def run(self) -> None:
         raise_nofile(self.opts.connections)
         self.environment()
         self.note_load("start")
         if not self.opts.skip_resources:
             self.startup()
-        fm = Ferrymq(self.data / "ferrymq", self.out / "ferrymq.log").start()
+        certs = None
+        if any(self.wants(sid) for sid in TLS_SCENARIOS):
+            certs = make_certs(self.tmp / "tls")
+        fm = Ferrymq(self.data / "ferrymq", self.out / "ferrymq.log")
+        # The resource figures are of the plaintext-only broker, as before TLS existed; the
+        # broker under load also listens on amqps and a Kafka SSL listener.
+        if self.opts.skip_resources:
+            fm.tls = certs
+        fm.start()
         self.ours.add(fm.pid)
-        rmq = RabbitMQ(Path(tempfile.mkdtemp(prefix="bench-rabbitmq-")))
+        rmq = RabbitMQ(self.tmp / "rabbitmq")
         try:
             rmq.start()
             if not self.opts.skip_resources:
                 self.resources(fm, rmq)
                 # Fresh brokers for the load: the connection test leaves memory behind.
                 fm.stop()
+                fm.tls = certs
                 fm.start()
                 rmq.stop()
                 rmq.start()
@@ -492,6 +612,8 @@ class Bench:
             self.note_load("disk")
             self.disk()
             self.kafka(fm)
+            if certs:
+                self.tls(fm)
         finally:
             fm.stop()
         self.note_load("end")
@@ -517,18 +639,23 @@ def main() -> int:
     ap.add_argument("--startups", type=int, help=f"ferrymq starts timed ({FULL['startups']})")
     ap.add_argument("--dd-runs", type=int, help=f"dd runs of 1 GiB ({FULL['dd_runs']})")
     ap.add_argument("--only", type=lambda s: set(s.split(",")), default=None,
-                    help="comma-separated scenario ids (e.g. A1,K1); resources still run")
+                    help="comma-separated scenario ids (e.g. A1,K1,A1-TLS,K1-TLS; an -TLS id "
+                         "runs its plaintext twin beside it); resources still run")
     ap.add_argument("--skip-resources", action="store_true")
     ap.add_argument("--no-doc", action="store_true", help="do not rewrite docs/benchmarks.md")
     ap.add_argument("--render", type=Path, help="only render the doc from a results.json")
     opts = ap.parse_args()
+    known = {*AMQP_SCENARIOS, *KAFKA_SCENARIOS, *TLS_SCENARIOS}
+    if opts.only and opts.only - known:
+        ap.error(f"--only: unknown scenario ids {sorted(opts.only - known)}; known: "
+                 + ",".join(sorted(known)))
     opts.quick = opts.quick or os.environ.get("BENCH_QUICK", "") not in ("", "0")
     for key, full in FULL.items():
         if getattr(opts, key) is None:
             setattr(opts, key, QUICK[key] if opts.quick else full)
     if opts.render:
         res = json.loads(opts.render.read_text())
-        write_doc(DOC, render(res, AMQP_SCENARIOS, KAFKA_SCENARIOS))
+        write_doc(DOC, render(res, AMQP_SCENARIOS, KAFKA_SCENARIOS, TLS_SCENARIOS, TLS_BUDGET))
         return 0
     for path in (FERRYMQ, PERF):
         if not path.exists():
@@ -536,9 +663,13 @@ def main() -> int:
     if not os.path.exists(RABBITMQ_SERVER):
         sys.exit("rabbitmq-server missing: scripts/apt-install rabbitmq-server")
     bench = Bench(opts)
-    bench.run()
+    try:
+        bench.run()
+    finally:
+        shutil.rmtree(bench.tmp, ignore_errors=True)
     if not opts.no_doc:
-        write_doc(DOC, render(bench.results, AMQP_SCENARIOS, KAFKA_SCENARIOS))
+        write_doc(DOC, render(bench.results, AMQP_SCENARIOS, KAFKA_SCENARIOS, TLS_SCENARIOS,
+                              TLS_BUDGET))
         log(f"wrote {DOC}")
     return 0
 

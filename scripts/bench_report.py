@@ -4,6 +4,7 @@ calls `render` and `write_doc`; `scripts/bench.py --render results.json` re-rend
 
 import argparse
 import os
+import shlex
 import statistics
 from pathlib import Path
 
@@ -39,7 +40,16 @@ def ratio(a, b):
     return None if a is None or not b else a / b
 
 
-def render(res: dict, amqp_scenarios: dict, kafka_scenarios: dict) -> str:
+def tls_figures(twin: str) -> list[tuple[str, str]]:
+    """What TLS is judged on, as (label, report key): A1's end-to-end (delivered) and accepted
+    (published) rates, K1's produced records."""
+    if twin.startswith("A"):
+        return [("delivered (end-to-end) msg/s", "consume"), ("published msg/s", "publish")]
+    return [("produced rec/s", "publish")]
+
+
+def render(res: dict, amqp_scenarios: dict, kafka_scenarios: dict,
+           tls_scenarios: dict | None = None, tls_budget: float = 0.70) -> str:
     env = res["env"]
     opts = argparse.Namespace(**res["opts"])
     L = []
@@ -91,6 +101,9 @@ def render(res: dict, amqp_scenarios: dict, kafka_scenarios: dict) -> str:
     w("```sh")
     w("make bench            # = cargo build --release -p ferrymq -p ferrymq-perf && scripts/bench.py")
     w("make bench QUICK=1    # the same with scripts/bench.py --quick")
+    if "argv" in res:
+        w(f"scripts/bench.py {shlex.join(res['argv'])}".rstrip() + "    # this run, as invoked")
+        w("# with these settings:")
     w(f"scripts/bench.py{' --quick' if quick else ''} --duration {opts.duration} --warmup "
       f"{opts.warmup} --rounds {opts.rounds} --backlog {opts.backlog} --connections "
       f"{opts.connections}")
@@ -109,6 +122,10 @@ def render(res: dict, amqp_scenarios: dict, kafka_scenarios: dict) -> str:
     for policy, by in res.get("kafka", {}).items():
         for sid, rep in by.items():
             w(rep["command"])
+    for sid, by in res.get("tls", {}).items():
+        for mode, name in (("plaintext", f"{by['twin']}-plaintext"), ("tls", sid)):
+            if by.get(mode):
+                w(by[mode][0]["command"].replace(f" --label {name}-1", ""))
     w("```")
     w("")
 
@@ -272,6 +289,57 @@ def render(res: dict, amqp_scenarios: dict, kafka_scenarios: dict) -> str:
                   f"{fmt(x['consume']['msgs_per_sec'])} | {fmt(mb, 1)} | "
                   f"{fmt(pct * 100, unit='%') if pct else ''} | {latency} | "
                   f"{fmt(x.get('broker_cpu_cores'), 2)} | {fmt(x.get('client_cpu_cores'), 2)} |")
+        w("")
+
+    # TLS
+    tl = res.get("tls", {})
+    if tl:
+        w("### TLS beside plaintext (A1-TLS, K1-TLS), ferrymq only")
+        w("")
+        for sid, (desc, twin) in (tls_scenarios or {}).items():
+            if sid in tl:
+                w(f"- **{sid}**: {desc}: {twin}'s arguments, against the broker's TLS listener.")
+        w("")
+        w("Each TLS run has a plaintext twin with the same arguments against the same broker "
+          "process (its plaintext listener), in the same phase of the run: twin, TLS, TLS, "
+          "twin, ... over at least two rounds, whatever `--rounds` says, so neither always "
+          "runs first. The twins are runs of their own, not the A1/K1 rows above. The broker "
+          "terminates TLS with rustls (ring provider, TLS 1.2 and 1.3); its certificate is an "
+          "EC P-256 one from a throwaway CA the benchmark makes with the openssl CLI "
+          f"({' '.join((env.get('openssl') or 'openssl').split()[:2])}). Clients: lapin over rustls (ring) for amqps, "
+          "librdkafka over the system OpenSSL for Kafka `security.protocol=ssl`, both trusting "
+          "the throwaway CA (`--ca-file`) and checking the broker's name. Throughput: A1's "
+          "delivered (end-to-end) and published msg/s, K1's produced records/s; median over "
+          "the rounds (each round in brackets). A1's publisher runs flat out and outruns its "
+          "consumer on the shared cores, so a slower publisher can leave the consumer more "
+          "CPU: the two A1 rates need not move together. The budget (security issue): TLS costs at most "
+          f"{(1 - tls_budget) * 100:.0f}% of throughput, i.e. TLS/plaintext >= {tls_budget:.2f}.")
+        w("")
+        w("Where the cost lands: broker CPU per message is the broker's own share (decrypting "
+          "and encrypting included); client CPU is ferrymq-perf's. librdkafka does all network "
+          "I/O of a connection, TLS included, on one thread per broker connection, so K1's "
+          "single producer over TLS can be limited by that client thread while the broker "
+          "has CPU to spare: compare the two CPU columns before blaming either side.")
+        w("")
+        w(f"| scenario | figure | plaintext | TLS | TLS/plaintext | TLS costs at most "
+          f"{(1 - tls_budget) * 100:.0f}%? | broker CPU µs per pub+delivery (K1: per record), "
+          "plaintext / TLS | client CPU (cores), plaintext / TLS |")
+        w("| --- | --- | ---: | ---: | ---: | --- | ---: | ---: |")
+        for sid, by in tl.items():
+            twin = by["twin"]
+            cpu = " / ".join(fmt(med([cpu_per_op(x) for x in by[m]]), 2)
+                             for m in ("plaintext", "tls"))
+            ccpu = " / ".join(fmt(med([x.get("client_cpu_cores") for x in by[m]]), 2)
+                              for m in ("plaintext", "tls"))
+            for label, key in tls_figures(twin):
+                plain = [x[key]["msgs_per_sec"] for x in by["plaintext"]]
+                sec = [x[key]["msgs_per_sec"] for x in by["tls"]]
+                q = ratio(med(sec), med(plain))
+                ok = None if q is None else q >= tls_budget
+                w(f"| {sid} (twin {twin}) | {label} | {fmt(med(plain))} "
+                  f"[{', '.join(fmt(x) for x in plain)}] | {fmt(med(sec))} "
+                  f"[{', '.join(fmt(x) for x in sec)}] | {fmt(q, 3)} | "
+                  f"{'**yes**' if ok else ('no' if ok is not None else 'n/a')} | {cpu} | {ccpu} |")
         w("")
 
     # Targets

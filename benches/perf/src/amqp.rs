@@ -10,6 +10,7 @@
 //! publish in turn caps a publisher at one publish per thread round trip. Publishers here keep
 //! up to `--send-window` publishes in flight and, with confirms, up to `--confirm`
 //! unconfirmed messages (the confirms window); consumers send acks without waiting for them.
+//! An `amqps://` URI connects over TLS (rustls), trusting `--ca-file` besides the webpki roots.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,8 +23,12 @@ use lapin::options::{
     ConfirmSelectOptions, ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions,
     QueueDeclareOptions, QueueDeleteOptions,
 };
+use lapin::tcp::OwnedTLSConfig;
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
-use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer, ExchangeKind};
+use lapin::{
+    BasicProperties, Channel, Connection, ConnectionProperties, Consumer, DefaultConnectionBuilder,
+    ExchangeKind,
+};
 use serde::Serialize;
 use tokio::task::JoinSet;
 
@@ -31,14 +36,17 @@ use crate::report::Output;
 use crate::rss::RssTracker;
 use crate::run::{self, RunArgs, Stop, Until};
 use crate::stats::{self, Recorder, Stats};
+use crate::tls::{self, TlsArgs};
 
 #[derive(Args, Serialize, Clone, Debug)]
 pub struct AmqpArgs {
     #[command(flatten)]
     pub run: RunArgs,
-    /// Broker URI.
+    /// Broker URI (`amqps://`: over TLS).
     #[arg(long, default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
     pub uri: String,
+    #[command(flatten)]
+    pub tls: TlsArgs,
     /// Queue name (with --fanout: the prefix of the queue names); default perf-<pid>.
     #[arg(long)]
     pub queue: Option<String>,
@@ -103,11 +111,40 @@ struct Topology {
     queues: Vec<String>,
 }
 
-async fn connect(uri: &str, name: &str) -> anyhow::Result<Connection> {
-    let props = ConnectionProperties::default().with_connection_name(LongString::from(name));
-    Connection::connect(uri, props)
-        .await
-        .with_context(|| format!("connecting to {uri}"))
+/// Where every connection of a run goes, and the CAs an `amqps://` one trusts.
+struct Endpoint {
+    uri: String,
+    tls: OwnedTLSConfig,
+}
+
+impl Endpoint {
+    /// Reads `--ca-file` once for all the run's connections.
+    fn new(uri: &str, tls: &TlsArgs) -> anyhow::Result<Self> {
+        let secure = uri.starts_with("amqps://");
+        let cert_chain = match &tls.ca_file {
+            Some(_) if !secure => bail!("--ca-file needs an amqps:// URI, not {uri}"),
+            Some(path) => Some(tls::read_ca(path)?),
+            None => None,
+        };
+        Ok(Self {
+            uri: uri.to_owned(),
+            tls: OwnedTLSConfig {
+                identity: None,
+                cert_chain,
+            },
+        })
+    }
+
+    async fn connect(&self, name: &str) -> anyhow::Result<Connection> {
+        let props = ConnectionProperties::default().with_connection_name(LongString::from(name));
+        DefaultConnectionBuilder::new()?
+            .with_uri_str(self.uri.clone())
+            .with_properties(props)
+            .with_tls_config(self.tls.clone())
+            .connect()
+            .await
+            .with_context(|| format!("connecting to {}", self.uri))
+    }
 }
 
 async fn declare(ch: &Channel, a: &AmqpArgs) -> anyhow::Result<Topology> {
@@ -192,11 +229,13 @@ struct Publish {
 }
 
 async fn open_publisher(
-    uri: &str,
+    endpoint: &Endpoint,
     i: usize,
     confirm: bool,
 ) -> anyhow::Result<(Connection, Channel)> {
-    let conn = connect(uri, &format!("ferrymq-perf producer {i}")).await?;
+    let conn = endpoint
+        .connect(&format!("ferrymq-perf producer {i}"))
+        .await?;
     let ch = conn.create_channel().await?;
     if confirm {
         ch.confirm_select(ConfirmSelectOptions::default()).await?;
@@ -269,12 +308,14 @@ async fn publish(ch: Channel, p: Publish, stats: Arc<Stats>, stop: Stop) -> anyh
 }
 
 async fn open_consumer(
-    uri: &str,
+    endpoint: &Endpoint,
     i: usize,
     queue: &str,
     a: &AmqpArgs,
 ) -> anyhow::Result<(Connection, Channel, Consumer)> {
-    let conn = connect(uri, &format!("ferrymq-perf consumer {i}")).await?;
+    let conn = endpoint
+        .connect(&format!("ferrymq-perf consumer {i}"))
+        .await?;
     let ch = conn.create_channel().await?;
     if a.prefetch > 0 {
         ch.basic_qos(a.prefetch, BasicQosOptions::default()).await?;
@@ -357,7 +398,8 @@ pub async fn run(a: AmqpArgs) -> anyhow::Result<Output> {
     let label = a.run.label.clone().unwrap_or_else(|| "amqp".into());
     let stats = Arc::new(Stats::default());
     let rss = RssTracker::new(a.run.broker_pid);
-    let setup = connect(&a.uri, "ferrymq-perf setup").await?;
+    let endpoint = Endpoint::new(&a.uri, &a.tls)?;
+    let setup = endpoint.connect("ferrymq-perf setup").await?;
     let setup_ch = setup.create_channel().await?;
     let topo = declare(&setup_ch, &a).await?;
     let stop = Stop::default();
@@ -385,7 +427,7 @@ pub async fn run(a: AmqpArgs) -> anyhow::Result<Output> {
         let confirm = a.confirm.max(1000);
         let mut channels = Vec::new();
         for i in 0..a.run.producers {
-            let (conn, ch) = open_publisher(&a.uri, i, true).await?;
+            let (conn, ch) = open_publisher(&endpoint, i, true).await?;
             conns.push(conn);
             channels.push(ch);
         }
@@ -423,7 +465,7 @@ pub async fn run(a: AmqpArgs) -> anyhow::Result<Output> {
     for (qi, q) in topo.queues.iter().enumerate() {
         for ci in 0..consumers_per_queue {
             let (conn, ch, consumer) =
-                open_consumer(&a.uri, qi * consumers_per_queue + ci, q, &a).await?;
+                open_consumer(&endpoint, qi * consumers_per_queue + ci, q, &a).await?;
             conns.push(conn);
             tasks.spawn(consume(
                 ch,
@@ -438,7 +480,7 @@ pub async fn run(a: AmqpArgs) -> anyhow::Result<Output> {
     let mut channels = Vec::new();
     if a.backlog.is_none() {
         for i in 0..a.run.producers {
-            let (conn, ch) = open_publisher(&a.uri, i, a.confirm > 0).await?;
+            let (conn, ch) = open_publisher(&endpoint, i, a.confirm > 0).await?;
             conns.push(conn);
             channels.push(ch);
         }
@@ -504,6 +546,19 @@ mod tests {
             inner.get(&ShortString::from("x-queue-type")),
             Some(&AMQPValue::LongString(LongString::from("classic")))
         );
+    }
+
+    #[test]
+    fn a_ca_file_needs_an_amqps_uri() {
+        let tls = TlsArgs {
+            ca_file: Some("ca.pem".into()),
+        };
+        let err = Endpoint::new("amqp://127.0.0.1:5672/%2f", &tls)
+            .map(|_| ())
+            .unwrap_err();
+        assert!(err.to_string().contains("needs an amqps:// URI"), "{err}");
+        let plain = Endpoint::new("amqps://127.0.0.1:5671/%2f", &TlsArgs::default()).unwrap();
+        assert_eq!(plain.tls.cert_chain, None);
     }
 
     #[test]

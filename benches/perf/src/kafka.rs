@@ -7,6 +7,7 @@
 //! run created it (unless `--keep`). Producers start once every consumer has its assignment.
 //! With no producers and no `--count`, consumers drain the topic from the beginning up to the
 //! high watermarks found at the start (the window opens at the first record received).
+//! `--security-protocol ssl` connects every client over TLS, trusting `--ca-file`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -29,6 +30,7 @@ use crate::report::Output;
 use crate::rss::RssTracker;
 use crate::run::{self, RunArgs, Stop, Until};
 use crate::stats::{self, Recorder, Stats};
+use crate::tls::{SecurityProtocol, TlsArgs};
 
 #[derive(Args, Serialize, Clone, Debug)]
 pub struct KafkaArgs {
@@ -37,6 +39,11 @@ pub struct KafkaArgs {
     /// bootstrap.servers
     #[arg(long, default_value = "127.0.0.1:9092")]
     pub bootstrap: String,
+    /// security.protocol of every client (ssl: TLS to an SSL listener).
+    #[arg(long, value_enum, default_value_t = SecurityProtocol::Plaintext)]
+    pub security_protocol: SecurityProtocol,
+    #[command(flatten)]
+    pub tls: TlsArgs,
     /// Topic (default perf-<pid>); created if missing.
     #[arg(long)]
     pub topic: Option<String>,
@@ -111,14 +118,31 @@ impl ConsumerContext for ConsumeCtx {
     }
 }
 
-fn base_config(bootstrap: &str) -> ClientConfig {
+/// What every client of a run shares: the bootstrap address and how to connect to it.
+fn base_config(a: &KafkaArgs) -> ClientConfig {
     let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", bootstrap);
+    c.set("bootstrap.servers", &a.bootstrap)
+        .set("security.protocol", a.security_protocol.as_config());
+    if let Some(ca) = &a.tls.ca_file {
+        c.set("ssl.ca.location", ca.to_string_lossy());
+    }
     c
 }
 
+/// Refuses a CA that would go unused, and a CA file that is not PEM, before any client starts
+/// (librdkafka would only log the latter and keep retrying).
+fn check_tls(a: &KafkaArgs) -> anyhow::Result<()> {
+    match &a.tls.ca_file {
+        Some(_) if a.security_protocol == SecurityProtocol::Plaintext => {
+            bail!("--ca-file needs --security-protocol ssl")
+        }
+        Some(path) => crate::tls::read_ca(path).map(|_| ()),
+        None => Ok(()),
+    }
+}
+
 fn producer_config(a: &KafkaArgs) -> ClientConfig {
-    let mut c = base_config(&a.bootstrap);
+    let mut c = base_config(a);
     c.set("acks", &a.acks)
         .set("linger.ms", a.linger_ms.to_string())
         .set("compression.type", &a.compression)
@@ -133,7 +157,7 @@ fn producer_config(a: &KafkaArgs) -> ClientConfig {
 }
 
 fn consumer_config(a: &KafkaArgs, group: &str, earliest: bool) -> ClientConfig {
-    let mut c = base_config(&a.bootstrap);
+    let mut c = base_config(a);
     c.set("group.id", group)
         .set(
             "auto.offset.reset",
@@ -149,7 +173,7 @@ fn consumer_config(a: &KafkaArgs, group: &str, earliest: bool) -> ClientConfig {
 
 /// Creates the topic; Ok(true) if this call created it, Ok(false) if it existed.
 async fn create_topic(a: &KafkaArgs, topic: &str) -> anyhow::Result<bool> {
-    let admin: AdminClient<DefaultClientContext> = base_config(&a.bootstrap).create()?;
+    let admin: AdminClient<DefaultClientContext> = base_config(a).create()?;
     let mut new = NewTopic::new(topic, a.partitions, TopicReplication::Fixed(1));
     for (k, v) in &a.topic_config {
         new = new.set(k, v);
@@ -165,7 +189,7 @@ async fn create_topic(a: &KafkaArgs, topic: &str) -> anyhow::Result<bool> {
 }
 
 async fn delete_topic(a: &KafkaArgs, topic: &str) -> anyhow::Result<()> {
-    let admin: AdminClient<DefaultClientContext> = base_config(&a.bootstrap).create()?;
+    let admin: AdminClient<DefaultClientContext> = base_config(a).create()?;
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     for r in admin.delete_topics(&[topic], &opts).await? {
         if let Err((name, code)) = r {
@@ -177,7 +201,7 @@ async fn delete_topic(a: &KafkaArgs, topic: &str) -> anyhow::Result<()> {
 
 /// Records between the low and high watermarks of every partition (blocking).
 fn records_in(a: &KafkaArgs, topic: &str) -> anyhow::Result<u64> {
-    let c: BaseConsumer = base_config(&a.bootstrap).create()?;
+    let c: BaseConsumer = base_config(a).create()?;
     let timeout = Duration::from_secs(10);
     let md = c.fetch_metadata(Some(topic), timeout)?;
     let t = md
@@ -245,6 +269,7 @@ fn consume(consumer: &BaseConsumer<ConsumeCtx>, recorder: &Recorder, stats: &Sta
 }
 
 pub async fn run(a: KafkaArgs) -> anyhow::Result<Output> {
+    check_tls(&a)?;
     let label = a.run.label.clone().unwrap_or_else(|| "kafka".into());
     let topic = a
         .topic
@@ -364,4 +389,39 @@ pub async fn run(a: KafkaArgs) -> anyhow::Result<Output> {
         serde_json::to_value(&a)?,
     );
     Output::from_report(&report, a.run.json.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::{Cli, Command};
+
+    fn args(extra: &[&str]) -> KafkaArgs {
+        let cli = Cli::try_parse_from(["ferrymq-perf", "kafka"].iter().chain(extra)).unwrap();
+        match cli.command {
+            Command::Kafka(a) => a,
+            _ => panic!("not the kafka command"),
+        }
+    }
+
+    #[test]
+    fn ssl_reaches_every_client_config() {
+        let a = args(&["--security-protocol", "ssl", "--ca-file", "/tmp/ca.pem"]);
+        let c = base_config(&a);
+        assert_eq!(c.get("security.protocol"), Some("ssl"));
+        assert_eq!(c.get("ssl.ca.location"), Some("/tmp/ca.pem"));
+        assert_eq!(producer_config(&a).get("security.protocol"), Some("ssl"));
+        let plain = base_config(&args(&[]));
+        assert_eq!(plain.get("security.protocol"), Some("plaintext"));
+        assert_eq!(plain.get("ssl.ca.location"), None);
+    }
+
+    #[test]
+    fn a_ca_file_needs_ssl() {
+        let err = check_tls(&args(&["--ca-file", "/tmp/ca.pem"])).unwrap_err();
+        assert!(err.to_string().contains("--security-protocol ssl"), "{err}");
+        assert!(check_tls(&args(&["--security-protocol", "ssl"])).is_ok());
+    }
 }

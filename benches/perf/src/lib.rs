@@ -10,6 +10,8 @@
 //! ```text
 //! ferrymq-perf amqp  --uri amqp://guest:guest@127.0.0.1:5672/%2f --size 16 --duration 10
 //! ferrymq-perf kafka --bootstrap 127.0.0.1:9092 --partitions 3 --acks all --linger-ms 5
+//! ferrymq-perf amqp  --uri amqps://guest:guest@127.0.0.1:5671/%2f --ca-file ca.pem
+//! ferrymq-perf kafka --bootstrap 127.0.0.1:9093 --security-protocol ssl --ca-file ca.pem
 //! ferrymq-perf connections --uri amqp://... --count 10000 --broker-pid 1234
 //! ```
 //!
@@ -19,7 +21,8 @@
 //! Layout: `amqp.rs` (lapin publishers/consumers), `kafka.rs` (rdkafka producers/consumers),
 //! `connections.rs` (idle connection count test), `run.rs` (warm-up, measured window,
 //! stop conditions, shared by both protocols), `stats.rs` (counters, histograms, payload
-//! stamp), `report.rs` (progress, summary, JSON), `rss.rs` (broker RSS from /proc).
+//! stamp), `report.rs` (progress, summary, JSON), `rss.rs` (broker RSS from /proc), `tls.rs`
+//! (the CA to trust over TLS, both protocols).
 
 pub mod amqp;
 pub mod connections;
@@ -28,6 +31,7 @@ pub mod report;
 pub mod rss;
 pub mod run;
 pub mod stats;
+pub mod tls;
 
 use clap::{Parser, Subcommand};
 

@@ -3,20 +3,18 @@
 
 #![expect(
     clippy::expect_used,
-    clippy::panic,
     reason = "test setup: any failure must fail the test"
 )]
 
-use std::net::SocketAddr;
+mod common;
+
 use std::sync::Arc;
 
-use clap::Parser;
+use common::{accept, num, perf};
 use ferrymq_amqp::{AmqpConfig, AmqpContext};
 use ferrymq_core::{Broker, BrokerConfig};
 use ferrymq_kafka::{Ctx, KafkaConfig};
-use ferrymq_perf::Cli;
-use serde_json::Value;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 struct Server {
@@ -30,25 +28,6 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.shutdown.cancel();
     }
-}
-
-/// Accepts connections on `listener` until `shutdown`, serving each with `serve`.
-fn accept<F, Fut>(listener: TcpListener, shutdown: &CancellationToken, serve: F)
-where
-    F: Fn(TcpStream, SocketAddr, CancellationToken) -> Fut + Send + 'static,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    let token = shutdown.clone();
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                Ok((s, peer)) = listener.accept() => {
-                    tokio::spawn(serve(s, peer, token.clone()));
-                }
-                () = token.cancelled() => return,
-            }
-        }
-    });
 }
 
 async fn server() -> Server {
@@ -79,25 +58,6 @@ async fn server() -> Server {
         shutdown,
         _dir: dir,
     }
-}
-
-async fn perf(args: &[&str]) -> Value {
-    let mut argv = vec!["ferrymq-perf"];
-    argv.extend_from_slice(args);
-    if args.first() != Some(&"connections") {
-        argv.extend_from_slice(&["--quiet", "--timeout", "60"]);
-    }
-    let cli = Cli::try_parse_from(argv).expect("arguments");
-    cli.command.execute().await.expect("run").json
-}
-
-fn num(v: &Value, path: &[&str]) -> f64 {
-    let mut v = v;
-    for p in path {
-        v = &v[*p];
-    }
-    v.as_f64()
-        .unwrap_or_else(|| panic!("{path:?} missing in {v}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
