@@ -39,6 +39,13 @@ pub enum LogError {
         /// The error it failed with.
         cause: String,
     },
+    /// The file system is full: the append was undone (nothing of it is kept or visible)
+    /// and the log stays usable, so appends succeed again once space is freed.
+    #[error("no space left for {path}: the append was not stored")]
+    StorageFull {
+        /// The segment file that could not grow.
+        path: PathBuf,
+    },
     /// An entry's payload is larger than `LogConfig::max_entry_bytes`.
     #[error("entry payload of {size} bytes exceeds the limit of {max} bytes")]
     EntryTooLarge {

@@ -27,8 +27,9 @@ pub struct Log {
     pub(crate) sync: Durability,
     /// Serializes retention, `advance_start` and `delete_segment` (never taken by appends).
     pub(crate) admin: Mutex<()>,
+    /// Makes the next writes fail with this error after half their bytes (tests).
     #[cfg(test)]
-    pub(crate) fail_writes: std::sync::atomic::AtomicBool,
+    pub(crate) fail_writes: Mutex<Option<std::io::ErrorKind>>,
 }
 
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -63,7 +64,7 @@ impl Log {
             sync,
             admin: Mutex::new(()),
             #[cfg(test)]
-            fail_writes: std::sync::atomic::AtomicBool::new(false),
+            fail_writes: Mutex::new(None),
         };
         Ok((log, recovered.report))
     }

@@ -495,7 +495,7 @@ fn failed_write_poisons_and_reopen_drops_the_partial_entry() {
     let log = open(dir.path(), small());
     fill(&log, 3);
     let end = log.segments().last().unwrap().size_bytes;
-    log.fail_writes.store(true, Ordering::Relaxed);
+    *log.fail_writes.lock().unwrap() = Some(std::io::ErrorKind::Other);
     let err = log
         .append(&[Entry {
             timestamp: 0,
@@ -513,7 +513,7 @@ fn failed_write_poisons_and_reopen_drops_the_partial_entry() {
         ),
         "{err}"
     );
-    log.fail_writes.store(false, Ordering::Relaxed);
+    *log.fail_writes.lock().unwrap() = None;
     assert!(matches!(log.append(&[]), Err(LogError::Poisoned { .. })));
     assert_eq!(log.next_offset(), 3);
     assert_eq!(log.read(0, usize::MAX).unwrap().len(), 3);
@@ -528,6 +528,48 @@ fn failed_write_poisons_and_reopen_drops_the_partial_entry() {
     assert_eq!(log.next_offset(), 3);
     fill(&log, 1);
     assert_eq!(payloads(&log, 2), ["entry-2", "entry-3"]);
+}
+
+#[test]
+fn a_full_file_system_undoes_the_append_and_leaves_the_log_usable() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path(), small());
+    fill(&log, 3);
+    let end = log.segments().last().unwrap().size_bytes;
+    *log.fail_writes.lock().unwrap() = Some(std::io::ErrorKind::StorageFull);
+    for _ in 0..3 {
+        let err = log
+            .append(&[Entry {
+                timestamp: 0,
+                span: 1,
+                parts: &[b"refused entry"],
+            }])
+            .unwrap_err();
+        assert!(matches!(err, LogError::StorageFull { .. }), "{err}");
+    }
+    assert_eq!(log.next_offset(), 3);
+    assert_eq!(payloads(&log, 0), ["entry-0", "entry-1", "entry-2"]);
+    let path = dir.path().join(format!("{:020}.log", 0));
+    assert_eq!(
+        fs::metadata(&path).unwrap().len(),
+        end,
+        "the half write is cut"
+    );
+    // Space is back: the next append lands where the refused one would have.
+    *log.fail_writes.lock().unwrap() = None;
+    fill(&log, 8);
+    log.flush().unwrap();
+    assert_eq!(log.next_offset(), 11);
+    let expected: Vec<String> = (0..11).map(|i| format!("entry-{i}")).collect();
+    assert_eq!(payloads(&log, 0), expected);
+    drop(log);
+    let (log, recovery) = Log::open(dir.path(), small()).unwrap();
+    assert!(recovery.truncated.is_none(), "{recovery:?}");
+    assert_eq!(payloads(&log, 0), expected);
+    // The index built around the refused writes finds every entry.
+    for (offset, entry) in (0..).zip(&expected) {
+        assert_eq!(payloads(&log, offset).first(), Some(entry));
+    }
 }
 
 #[test]

@@ -11,7 +11,7 @@
 //! segment or closing the log cuts them first.
 
 use std::fs::File;
-use std::io::{self, IoSlice, Write as _};
+use std::io::{self, IoSlice, Seek as _, Write as _};
 use std::os::unix::fs::FileExt as _;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, MutexGuard};
@@ -190,18 +190,23 @@ impl Log {
         let mut headers = std::mem::take(&mut w.headers);
         let (mut group, mut position, mut next, mut max_ts) = (0, w.position, w.next, i64::MIN);
         let mut aged = w.aged(&config);
+        // The index cursor as it was before the group being built, to undo a failed write.
+        let mut before_group = w.cursor.clone();
         for (i, entry) in entries.iter().enumerate() {
             let len = entry.payload_len();
             let record = ENTRY_HEADER_LEN as u64 + len;
             if w.must_roll(position, next, record, aged, &config) {
                 if i > group {
-                    self.write_group(w, &entries[group..i], &headers, position, next, max_ts)?;
+                    let written = &entries[group..i];
+                    self.write_group(w, written, &headers, position, next, max_ts)
+                        .map_err(|e| self.undo_group(w, before_group.clone(), e))?;
                     headers.clear();
                     group = i;
                     max_ts = i64::MIN;
                 }
                 self.roll_segment(w, &config, record)?;
                 (position, next, aged) = (w.position, w.next, false);
+                before_group = w.cursor.clone();
             }
             // Lengths are checked against max_entry_bytes < u32::MAX above.
             let len32 = u32::try_from(len).unwrap_or(u32::MAX);
@@ -227,7 +232,8 @@ impl Log {
             max_ts = max_ts.max(entry.timestamp);
         }
         if entries.len() > group {
-            self.write_group(w, &entries[group..], &headers, position, next, max_ts)?;
+            self.write_group(w, &entries[group..], &headers, position, next, max_ts)
+                .map_err(|e| self.undo_group(w, before_group, e))?;
         }
         headers.clear();
         w.headers = headers;
@@ -258,20 +264,19 @@ impl Log {
                     .map(|p| IoSlice::new(p)),
             );
         }
-        w.pad(position)
-            .map_err(|e| self.sync.poison("write", &LogError::io(&w.active.path, e)))?;
+        w.pad(position).map_err(|e| self.write_failed(w, e))?;
         #[cfg(test)]
-        if self.fail_writes.load(Ordering::Relaxed) {
-            // Simulate a short write followed by ENOSPC: half the bytes land.
+        if let Some(kind) = *self
+            .fail_writes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        {
+            // Simulate a short write followed by the error: half the bytes land.
             let half: Vec<u8> = slices.iter().flat_map(|s| s.iter().copied()).collect();
             let _ = (&*w.file).write_all(half.get(..half.len() / 2).unwrap_or_default());
-            let err = io::Error::new(io::ErrorKind::StorageFull, "injected");
-            return Err(self
-                .sync
-                .poison("write", &LogError::io(&w.active.path, err)));
+            return Err(self.write_failed(w, io::Error::new(kind, "injected")));
         }
-        write_all_vectored(&w.file, &mut slices)
-            .map_err(|e| self.sync.poison("write", &LogError::io(&w.active.path, e)))?;
+        write_all_vectored(&w.file, &mut slices).map_err(|e| self.write_failed(w, e))?;
         w.active.index.push(&w.points);
         w.points.clear();
         if w.first_write.is_none() {
@@ -281,6 +286,40 @@ impl Log {
         w.active.publish(position, next, max_ts);
         self.next.store(next, Ordering::Release);
         Ok(())
+    }
+
+    /// A write that failed: a full file system is left for [`Log::undo_group`] to undo;
+    /// anything else poisons the log.
+    fn write_failed(&self, w: &Writer, e: io::Error) -> LogError {
+        if e.kind() == io::ErrorKind::StorageFull {
+            LogError::StorageFull {
+                path: w.active.path.clone(),
+            }
+        } else {
+            self.sync.poison("write", &LogError::io(&w.active.path, e))
+        }
+    }
+
+    /// Undoes the bytes of a group that failed for want of space: the file is cut back to
+    /// its last published entry, so a later append writes where this one would have and
+    /// readers never see a partial entry. If even that fails, the log is poisoned.
+    fn undo_group(&self, w: &mut Writer, cursor: IndexCursor, error: LogError) -> LogError {
+        if !matches!(error, LogError::StorageFull { .. }) {
+            return error;
+        }
+        w.points.clear();
+        w.cursor = cursor;
+        let undone = w
+            .file
+            .set_len(w.position)
+            .and_then(|()| (&*w.file).seek(io::SeekFrom::Start(w.position)).map(drop));
+        match undone {
+            Ok(()) => {
+                w.padded = w.position;
+                error
+            }
+            Err(e) => self.sync.poison("write", &LogError::io(&w.active.path, e)),
+        }
     }
 
     /// Seals the active segment and starts one at the next offset with room for at least

@@ -380,8 +380,13 @@ impl Store {
             span: u32::try_from(slots).unwrap_or(u32::MAX),
             parts: &parts,
         };
-        if let Err(e) = self.index.append(&[entry]) {
-            tracing::error!(queue = %self.what, "index append failed (recovery will rebuild it): {e}");
+        match self.index.append(&[entry]) {
+            Ok(_) => {}
+            // Kept for the next flush: the disk may have room again by then.
+            Err(LogError::StorageFull { .. }) => return,
+            Err(e) => {
+                tracing::error!(queue = %self.what, "index append failed (recovery will rebuild it): {e}");
+            }
         }
         self.index_buf.clear();
         self.index_from += slots as u64;
