@@ -294,26 +294,6 @@ def test_shutdown_closes_clients_with_320(make_broker):
     assert e.value.reply_code == 320
 
 
-def test_memory_watermark_blocks_and_unblocks_publishers(make_broker):
-    b = make_broker(env={"FERRYMQ_AMQP_MEMORY_HIGH_WATERMARK": str(2 * 1024 * 1024)})
-    events = []
-    conn = connect(b.amqp_url)
-    conn.add_on_connection_blocked_callback(lambda c, f: events.append("blocked"))
-    conn.add_on_connection_unblocked_callback(lambda c, f: events.append("unblocked"))
-    ch = conn.channel()
-    ch.queue_declare("fill")
-    for _ in range(40):
-        ch.basic_publish("", "fill", b"x" * 100_000)
-    assert wait_until(conn, lambda: "blocked" in events, timeout=10)
-    drainer = connect(b.amqp_url)
-    drainer.channel().queue_purge("fill")
-    assert wait_until(conn, lambda: "unblocked" in events, timeout=10)
-    assert events[:2] == ["blocked", "unblocked"]
-    ch.basic_publish("", "fill", b"after")
-    conn.close()
-    drainer.close()
-
-
 def test_a_client_that_never_reads_harms_nobody_and_does_not_block_shutdown(make_broker):
     b = make_broker()
     raw = RawClient.from_url(b.amqp_url)

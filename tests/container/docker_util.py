@@ -7,6 +7,8 @@ removed when the test ends.
 - `clients_image()`: a scratch image of Debian's kcat and amqp-tools (no registry needed), for
   clients inside the container network.
 - `Docker`: runs containers and networks and removes them afterwards.
+- Fixtures, imported by name into each test module: `engine` (module-wide: the engine must
+  answer) and `dock` (a `Docker` cleaned up after the test).
 """
 
 import json
@@ -140,3 +142,15 @@ class Docker:
             docker("network", "rm", n, check=False)
         for v in self.volumes:
             docker("volume", "rm", "-f", v, check=False)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def engine():
+    require_docker()
+
+
+@pytest.fixture
+def dock():
+    d = Docker()
+    yield d
+    d.cleanup()

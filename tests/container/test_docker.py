@@ -17,21 +17,9 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from conftest import ROOT
-from docker_util import Docker, docker, ferrymq_image, free_port, require_docker
+from docker_util import docker, dock, engine, ferrymq_image, free_port  # noqa: F401 (fixtures)
 
 READY = "ferrymq ready"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def engine():
-    require_docker()
-
-
-@pytest.fixture
-def dock():
-    d = Docker()
-    yield d
-    d.cleanup()
 
 
 def published(dock, volume=None, network=None, env=()):

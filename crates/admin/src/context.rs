@@ -59,8 +59,6 @@ pub struct AdminContext {
     pub rates: Rates,
     /// Serve `/metrics` per object (one series per queue) instead of aggregated.
     pub per_object_metrics: bool,
-    /// The memory high watermark in bytes (`mem_limit`).
-    pub memory_limit: u64,
     /// The AMQP consumer acknowledgement timeout, reported with each consumer.
     pub consumer_timeout_ms: u64,
 }
@@ -81,7 +79,6 @@ impl AdminContext {
             started_at_ms,
             rates: Rates::default(),
             per_object_metrics: false,
-            memory_limit: 0,
             consumer_timeout_ms: 0,
         }
     }

@@ -19,6 +19,7 @@
 //! rabbitmq_process_resident_memory_bytes, rabbitmq_process_open_fds
 //! ```
 
+use ferrymq_core::alarms::Resource;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
@@ -232,6 +233,8 @@ pub fn render(ctx: &AdminContext, per_object: bool) -> String {
     }
     let connections = ctx.broker.connections().list();
     let channels: usize = connections.iter().map(|c| c.channel_count()).sum();
+    let alarms = ctx.broker.alarms();
+    let usage = alarms.usage();
     let consumers: u64 = vhost_rows.values().map(|r| r.consumers).sum();
     for (name, help, value) in [
         (
@@ -268,11 +271,32 @@ pub fn render(ctx: &AdminContext, per_object: bool) -> String {
         (
             "rabbitmq_alarms_memory_used_watermark",
             "1 while the memory alarm is in effect",
-            f64::from(u8::from(
-                ctx.broker
-                    .alarms()
-                    .is_set(ferrymq_core::alarms::Resource::Memory),
-            )),
+            f64::from(u8::from(alarms.is_set(Resource::Memory))),
+        ),
+        (
+            "rabbitmq_alarms_free_disk_space_watermark",
+            "1 while the disk alarm is in effect",
+            f64::from(u8::from(alarms.is_set(Resource::Disk))),
+        ),
+        (
+            "rabbitmq_resident_memory_limit_bytes",
+            "The memory high watermark",
+            usage.memory_limit as f64,
+        ),
+        (
+            "ferrymq_memory_used_bytes",
+            "Memory held by the broker's allocator, compared with the watermark",
+            usage.memory_used as f64,
+        ),
+        (
+            "rabbitmq_disk_space_available_bytes",
+            "Free space on the data directory's file system",
+            usage.disk_free as f64,
+        ),
+        (
+            "rabbitmq_disk_space_available_limit_bytes",
+            "The free disk space limit",
+            usage.disk_free_limit as f64,
         ),
     ] {
         w.family(name, "gauge", help);

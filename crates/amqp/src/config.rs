@@ -38,9 +38,6 @@ pub struct AmqpConfig {
     pub users: Vec<UserConfig>,
     /// Users that may only connect from a loopback address (RabbitMQ's `loopback_users`).
     pub loopback_users: Vec<String>,
-    /// Publishers are blocked (connection.blocked) while messages held by queues take more
-    /// than this many bytes. 0: 40% of physical memory, as RabbitMQ's default watermark.
-    pub memory_high_watermark: u64,
     /// Largest message body accepted (RabbitMQ's `max_message_size`), in bytes.
     pub max_message_size: u64,
     /// Deliveries a consumer may have queued for its socket before the queue moves on to
@@ -66,7 +63,6 @@ impl Default for AmqpConfig {
             channel_max: 2_047,
             users: vec![UserConfig::new("guest", "guest", &["/"]).with_tags(&["administrator"])],
             loopback_users: vec!["guest".to_owned()],
-            memory_high_watermark: 0,
             max_message_size: 128 * 1024 * 1024,
             consumer_window: 1_000,
             handshake_timeout: 10,

@@ -173,6 +173,20 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     broker.start_background(retention_every);
 
     let shutdown = Shutdown::default();
+    let limits =
+        crate::resources::Limits::resolve(&config.resources).map_err(anyhow::Error::msg)?;
+    info!(
+        memory_high_watermark = limits.memory_high_watermark,
+        disk_free_limit = limits.disk_free_limit,
+        "resource limits"
+    );
+    crate::resources::sample(&broker, limits);
+    tokio::spawn(crate::resources::monitor(
+        Arc::clone(&broker),
+        limits,
+        Duration::from_millis(config.resources.check_interval_ms),
+        shutdown.abort.clone(),
+    ));
     // Frontends: one handler per listener.
     // Accept loops are tracked too: the tracker cannot empty while one may still spawn.
     let tracker = shutdown.tracker.clone();
@@ -209,7 +223,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .iter()
         .filter_map(|(name, l)| l.as_ref().map(|l| format!(" {name}={}", l.local_addr())))
         .collect();
-    let admin = admin_context(&config, &broker, &users, &kafka_ctx, &amqp_ctx, listening);
+    let admin = admin_context(&config, &broker, &users, &kafka_ctx, listening);
     let admin = Arc::new(admin);
     ferrymq_admin::start(&admin);
     if !config.server.load_definitions.as_os_str().is_empty() {
@@ -317,7 +331,6 @@ fn admin_context(
     broker: &Arc<Broker>,
     users: &Arc<UserStore>,
     kafka: &Arc<ferrymq_kafka::Ctx>,
-    amqp: &Arc<ferrymq_amqp::AmqpContext>,
     listeners: Vec<ListenerInfo>,
 ) -> AdminContext {
     let host = gethostname::gethostname().to_string_lossy().into_owned();
@@ -333,7 +346,6 @@ fn admin_context(
         configs: ferrymq_kafka::topic_config::effective,
     });
     ctx.per_object_metrics = config.http.per_object_metrics;
-    ctx.memory_limit = amqp.memory_watermark();
     ctx.consumer_timeout_ms = config.amqp.consumer_timeout;
     ctx
 }

@@ -35,6 +35,7 @@ mod http;
 mod listener;
 mod lock;
 mod logging;
+mod resources;
 mod secure;
 mod shutdown;
 mod user_cmd;

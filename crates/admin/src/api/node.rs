@@ -146,6 +146,7 @@ fn node_json(r: &Request) -> Value {
     let ctx = &r.ctx;
     let data_dir = &ctx.broker.config().data_dir;
     let alarms = ctx.broker.alarms();
+    let usage = alarms.usage();
     let uptime = u64::try_from(ctx.started.elapsed().as_millis()).unwrap_or(u64::MAX);
     let connections = ctx.broker.connections().len();
     json!({
@@ -154,12 +155,12 @@ fn node_json(r: &Request) -> Value {
         "running": true,
         "being_drained": false,
         "os_pid": std::process::id().to_string(),
-        "mem_used": process::rss_bytes(),
-        "mem_limit": ctx.memory_limit,
+        "mem_used": usage.memory_used,
+        "mem_limit": usage.memory_limit,
         "mem_alarm": alarms.is_set(ferrymq_core::alarms::Resource::Memory),
-        "mem_calculation_strategy": "rss",
+        "mem_calculation_strategy": "allocated",
         "disk_free": process::disk_free(data_dir),
-        "disk_free_limit": 0,
+        "disk_free_limit": usage.disk_free_limit,
         "disk_free_alarm": alarms.is_set(ferrymq_core::alarms::Resource::Disk),
         "fd_used": process::open_fds(),
         "fd_total": process::max_fds(),

@@ -434,7 +434,8 @@ impl Connection {
         s.durable_tx = durable_tx;
         let mut channels: HashMap<u16, Channel> = HashMap::new();
         let registered = Arc::clone(s.registration.connection());
-        let mut alarm = self.ctx.alarm();
+        let broker = Arc::clone(&self.ctx.broker);
+        let mut alarm = broker.alarms().subscribe();
         let mut blocked = false;
         let timeout =
             (tuned.heartbeat > 0).then(|| Duration::from_secs(u64::from(tuned.heartbeat)) * 2);
@@ -461,7 +462,7 @@ impl Connection {
                         break;
                     }
                 }
-                if s.published && *alarm.borrow() {
+                if s.published && broker.alarms().any() {
                     break;
                 }
             }
@@ -487,14 +488,16 @@ impl Connection {
                 }
                 None => {}
             }
-            let alarm_on = *alarm.borrow();
+            let alarm_on = broker.alarms().any();
             if alarm_on && s.published && !blocked {
                 blocked = true;
                 registered.set_blocked(true);
                 if info.blocked_notifications {
+                    let active = broker.alarms().active();
+                    let reason = active.first().map_or("", |r| r.blocked_reason());
                     self.send0(&AMQPClass::Connection(connection::AMQPMethod::Blocked(
                         connection::Blocked {
-                            reason: "low on memory".into(),
+                            reason: reason.into(),
                         },
                     )));
                 }

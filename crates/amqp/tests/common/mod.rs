@@ -34,6 +34,19 @@ pub async fn server(bind: &str, config: AmqpConfig) -> Server {
     let addr = listener.local_addr().expect("addr");
     let shutdown = CancellationToken::new();
     let token = shutdown.clone();
+    // Under a paused clock the runtime jumps to the next timer whenever it would park, even
+    // while bytes are still in flight on loopback; a short tick bounds each jump, so that a
+    // handshake timeout cannot fire between a client's send and the server's read.
+    let ticking = shutdown.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = ticking.cancelled() => return,
+            }
+        }
+    });
     tokio::spawn(async move {
         loop {
             tokio::select! {

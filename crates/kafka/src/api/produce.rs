@@ -7,8 +7,12 @@
 //! in request order; with acks 1 or -1 the response waits until every appended partition's
 //! high watermark covers the batch (under fsync policy Always: until it is on disk), bounded
 //! by the request's `timeout_ms`. acks=0 gets no response at all.
+//!
+//! Resource alarms push back before anything is appended: the memory alarm delays the
+//! request (reported as `throttle_time_ms`), the disk alarm refuses it with a retriable error.
 
 use ferrymq_auth::acl::AclOperation;
+use ferrymq_core::alarms::Resource;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -135,6 +139,54 @@ fn append_one(
     Ok((partition, appended))
 }
 
+/// What the broker's resource alarms did to a produce request.
+#[derive(Debug, Default)]
+struct Throttled {
+    /// How long the request waited for the memory alarm to clear (`throttle_time_ms`).
+    waited_ms: i32,
+    /// Why the request appends nothing: the disk alarm, or a memory alarm that outlasted the
+    /// request's timeout. Both are retriable, so the client sends the records again.
+    refusal: Option<(i16, &'static str)>,
+}
+
+/// Under the memory alarm a produce waits (the connection reads nothing else meanwhile, as
+/// Kafka mutes a throttled channel, KIP-219) until the alarm clears or the request's timeout
+/// passes; under the disk alarm it is refused with the retriable `KAFKA_STORAGE_ERROR`.
+async fn throttle(ctx: &Ctx, conn: &ConnState, timeout: Duration) -> Throttled {
+    let alarms = ctx.broker.alarms();
+    if !alarms.any() {
+        return Throttled::default();
+    }
+    let disk = || {
+        alarms
+            .is_set(Resource::Disk)
+            .then_some((code::KAFKA_STORAGE_ERROR, DISK_ALARM))
+    };
+    if let Some(refusal) = disk() {
+        return Throttled {
+            waited_ms: 0,
+            refusal: Some(refusal),
+        };
+    }
+    let started = tokio::time::Instant::now();
+    let cleared = tokio::select! {
+        cleared = tokio::time::timeout(timeout, alarms.cleared()) => cleared.is_ok(),
+        () = conn.shutdown.cancelled() => false,
+    };
+    let waited_ms = i32::try_from(started.elapsed().as_millis()).unwrap_or(i32::MAX);
+    let refusal = if cleared {
+        disk()
+    } else {
+        Some((code::REQUEST_TIMED_OUT, MEMORY_ALARM))
+    };
+    Throttled { waited_ms, refusal }
+}
+
+const DISK_ALARM: &str =
+    "the broker's disk alarm is in effect (free space below disk_free_limit); retry later";
+const MEMORY_ALARM: &str =
+    "the broker's memory alarm outlasted the request's timeout; nothing was appended";
+
 pub(super) async fn handle(
     ctx: &Arc<Ctx>,
     conn: &ConnState,
@@ -152,6 +204,12 @@ pub(super) async fn handle(
     } else {
         None
     };
+    let timeout = Duration::from_millis(u64::try_from(request.timeout_ms).unwrap_or(0).max(1));
+    let throttled = match refuse_all {
+        Some(_) => Throttled::default(),
+        None => throttle(ctx, conn, timeout).await,
+    };
+    let refuse_all = refuse_all.or(throttled.refusal);
     let mut responses = Vec::with_capacity(request.topic_data.len());
     let mut waiting = Vec::new();
     for (t, topic) in request.topic_data.into_iter().enumerate() {
@@ -207,12 +265,17 @@ pub(super) async fn handle(
     if acks == 0 {
         return Reply::Nothing;
     }
-    let finish =
-        |responses| ResponseBody::Produce(ProduceResponse::default().with_responses(responses));
+    let throttle_time_ms = throttled.waited_ms;
+    let finish = move |responses| {
+        ResponseBody::Produce(
+            ProduceResponse::default()
+                .with_responses(responses)
+                .with_throttle_time_ms(throttle_time_ms),
+        )
+    };
     if waiting.is_empty() {
         return Reply::Now(finish(responses));
     }
-    let timeout = Duration::from_millis(u64::try_from(request.timeout_ms).unwrap_or(0).max(1));
     later(async move {
         let mut responses = responses;
         let deadline = tokio::time::Instant::now() + timeout;

@@ -42,6 +42,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// `[tls]`: the certificates of every TLS listener (amqps, Kafka SSL/SASL_SSL, https).
     pub tls: ferrymq_tls::TlsSettings,
+    /// `[resources]`: the memory watermark and disk free limit that block publishers.
+    pub resources: crate::resources::ResourcesConfig,
     pub log: LogConfig,
 }
 

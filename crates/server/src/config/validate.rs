@@ -119,6 +119,20 @@ impl Config {
                 "expected one or both of \"1.2\" and \"1.3\"",
             );
         }
+        if let Err(reason) =
+            crate::resources::Watermark::parse(&self.resources.memory_high_watermark)
+        {
+            return Err(Invalid {
+                key: "resources.memory_high_watermark",
+                reason,
+            });
+        }
+        if let Err(reason) = crate::resources::parse_size(&self.resources.disk_free_limit) {
+            return Err(Invalid {
+                key: "resources.disk_free_limit",
+                reason,
+            });
+        }
         let level = self.log.level.trim();
         // A lone word is a target to the env-filter syntax: `verbose` would silently log nothing.
         if !level.contains(['=', ',', '[']) && level.parse::<LevelFilter>().is_err() {
