@@ -432,6 +432,54 @@ def test_vhosts(brokers):
     agree(brokers.ask("DELETE", path), 404, same=ERROR)
 
 
+def test_vhost_limits_are_set_listed_enforced_and_cleared(brokers):
+    name = unique("df-lim")
+    vhost = f"/api/vhosts/{seg(name)}"
+    limits = f"/api/vhost-limits/{seg(name)}"
+    agree(brokers.ask("PUT", vhost), 201)
+    agree(brokers.ask("GET", limits), 200)
+    assert {a.body == [] for a in brokers.ask("GET", limits).values()} == {True}
+    agree(brokers.ask("PUT", f"{limits}/max-connections", {"value": 1}), 204)
+    agree(brokers.ask("PUT", f"{limits}/max-queues", {"value": 1}), 204)
+    listed = agree(brokers.ask("GET", limits), 200, same=("0.vhost", "0.value"))
+    assert listed["ferrymq"].body == [{"vhost": name, "value": {"max-connections": 1, "max-queues": 1}}]
+    every = agree(brokers.ask("GET", "/api/vhost-limits"), 200)
+    assert {a.body[0]["vhost"] if a.body else None for a in every.values()} >= {name}
+    agree(brokers.ask("PUT", f"{limits}/max-bananas", {"value": 1}), 400)
+    # A vhost update keeps its limits.
+    agree(brokers.ask("PUT", vhost, {"description": "limited"}), 204)
+    agree(brokers.ask("GET", limits), 200, same=("0.value",))
+
+    # Its creator (guest) may use the new vhost, as in RabbitMQ.
+    for broker, url in brokers.amqp.items():
+        url = url.rsplit("/", 1)[0] + "/" + seg(name)
+        first = pika.BlockingConnection(pika.URLParameters(url))
+        with pytest.raises(pika.exceptions.ProbableAccessDeniedError) as refused:
+            pika.BlockingConnection(pika.URLParameters(url))
+        assert str(refused.value) == (
+            f'ConnectionClosedByBroker: (530) "NOT_ALLOWED - access to vhost \'{name}\' refused '
+            'for user \'guest\': connection limit (1) is reached"'), (broker, refused.value)
+        ch = first.channel()
+        ch.queue_declare("one")
+        with pytest.raises(pika.exceptions.ChannelClosedByBroker) as full:
+            ch.queue_declare("two")
+        assert full.value.reply_code == 406, (broker, full.value)
+        assert full.value.reply_text == (
+            f"PRECONDITION_FAILED - cannot declare queue 'two': queue limit in vhost '{name}' (1) "
+            "is reached"), (broker, full.value)
+        first.close()
+
+    agree(brokers.ask("DELETE", f"{limits}/max-queues"), 204)
+    agree(brokers.ask("DELETE", f"{limits}/max-connections"), 204)
+    for broker, url in brokers.amqp.items():
+        url = url.rsplit("/", 1)[0] + "/" + seg(name)
+        a, b = pika.BlockingConnection(pika.URLParameters(url)), pika.BlockingConnection(pika.URLParameters(url))
+        b.channel().queue_declare("two")
+        a.close()
+        b.close()
+    agree(brokers.ask("DELETE", vhost), 204)
+
+
 # -- authentication and authorisation ------------------------------------------------------------
 
 def test_unknown_credentials_are_401(brokers):

@@ -124,6 +124,7 @@ impl From<CoreError> for AmqpError {
             | CoreError::InvalidBinding { .. }
             | CoreError::PreconditionFailed { .. }
             | CoreError::NameInUse { .. }
+            | CoreError::QueueLimit { .. }
             | CoreError::InvalidProperty(_) => ReplyCode::PreconditionFailed,
             CoreError::ReservedName { .. }
             | CoreError::ExclusiveConsumer { .. }
@@ -132,6 +133,7 @@ impl From<CoreError> for AmqpError {
             CoreError::UnknownExchangeType { .. } => ReplyCode::CommandInvalid,
             CoreError::DuplicateConsumerTag { .. }
             | CoreError::UnknownVhost { .. }
+            | CoreError::ConnectionLimit { .. }
             | CoreError::VhostAccessRefused { .. } => ReplyCode::NotAllowed,
             CoreError::Unsupported { .. } => ReplyCode::NotImplemented,
             // Storage and internal failures, and variants of areas AMQP does not touch.

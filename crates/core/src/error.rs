@@ -86,6 +86,22 @@ pub enum Error {
         vhost: String,
         holder: crate::namespace::NameKind,
     },
+    /// The vhost's `max-queues` limit (queues and streams together) is reached.
+    #[error("cannot declare queue '{name}': queue limit in vhost '{vhost}' ({limit}) is reached")]
+    QueueLimit {
+        name: String,
+        vhost: String,
+        limit: u64,
+    },
+    /// The vhost's `max-connections` limit is reached.
+    #[error(
+        "access to vhost '{vhost}' refused for user '{user}': connection limit ({limit}) is reached"
+    )]
+    ConnectionLimit {
+        vhost: String,
+        user: String,
+        limit: u64,
+    },
     #[error("invalid stream name '{name}': {reason}")]
     InvalidStreamName { name: String, reason: String },
     #[error("invalid partition count {requested}: {reason}")]

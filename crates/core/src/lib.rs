@@ -44,7 +44,7 @@ pub mod namespace;
 pub mod queue;
 pub mod store;
 pub mod stream;
-mod vhost;
+pub mod vhost;
 
 /// Latency histograms (fsync latency is recorded by every log).
 pub use ferrymq_log::histogram;

@@ -19,6 +19,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use crate::Error;
@@ -46,6 +47,8 @@ impl fmt::Display for NameKind {
 pub struct Namespace {
     vhost: String,
     names: Mutex<HashMap<String, NameKind>>,
+    /// The vhost's `max-queues` limit (`u64::MAX`: none): queues and streams count alike.
+    limit: AtomicU64,
 }
 
 impl Namespace {
@@ -53,7 +56,29 @@ impl Namespace {
         Self {
             vhost: vhost.into(),
             names: Mutex::new(HashMap::new()),
+            limit: AtomicU64::new(u64::MAX),
         }
+    }
+
+    /// Sets the vhost's `max-queues` limit (`None`: no limit). Names already taken stay.
+    pub fn set_limit(&self, limit: Option<u64>) {
+        self.limit
+            .store(limit.unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    /// Names taken (queues and streams).
+    pub fn len(&self) -> usize {
+        self.names().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.names().is_empty()
+    }
+
+    /// [`Namespace::claim`] for an object being created by a client: a name not yet taken
+    /// is refused with [`Error::QueueLimit`] once the vhost holds `max-queues` names.
+    pub fn claim_new(&self, name: &str, kind: NameKind) -> Result<(), Error> {
+        self.claim_within(name, kind, self.limit.load(Ordering::Relaxed))
     }
 
     fn names(&self) -> std::sync::MutexGuard<'_, HashMap<String, NameKind>> {
@@ -64,6 +89,10 @@ impl Namespace {
     /// kind's own registry resolves duplicates); fails with [`Error::NameInUse`] if the
     /// other kind holds it.
     pub fn claim(&self, name: &str, kind: NameKind) -> Result<(), Error> {
+        self.claim_within(name, kind, u64::MAX)
+    }
+
+    fn claim_within(&self, name: &str, kind: NameKind, limit: u64) -> Result<(), Error> {
         let mut names = self.names();
         match names.get(name) {
             Some(holder) if *holder != kind => Err(Error::NameInUse {
@@ -72,6 +101,11 @@ impl Namespace {
                 holder: *holder,
             }),
             Some(_) => Ok(()),
+            None if names.len() as u64 >= limit => Err(Error::QueueLimit {
+                name: name.to_owned(),
+                vhost: self.vhost.clone(),
+                limit,
+            }),
             None => {
                 names.insert(name.to_owned(), kind);
                 Ok(())
@@ -114,6 +148,29 @@ mod tests {
         ns.release("orders", NameKind::Stream);
         ns.claim("orders", NameKind::Queue).unwrap();
         assert_eq!(ns.holder("orders"), Some(NameKind::Queue));
+    }
+
+    #[test]
+    fn the_queue_limit_counts_queues_and_streams_and_spares_what_exists() {
+        let ns = Namespace::new("/");
+        ns.claim_new("a", NameKind::Queue).unwrap();
+        ns.claim_new("t", NameKind::Stream).unwrap();
+        ns.set_limit(Some(2));
+        let err = ns.claim_new("b", NameKind::Queue).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "cannot declare queue 'b': queue limit in vhost '/' (2) is reached"
+        );
+        assert!(ns.claim_new("u", NameKind::Stream).is_err());
+        // Redeclaring what exists is no new queue; recovery is never limited.
+        ns.claim_new("a", NameKind::Queue).unwrap();
+        ns.claim("restored", NameKind::Queue).unwrap();
+        assert_eq!(ns.len(), 3);
+        ns.release("a", NameKind::Queue);
+        ns.release("t", NameKind::Stream);
+        ns.claim_new("b", NameKind::Queue).unwrap();
+        ns.set_limit(None);
+        ns.claim_new("c", NameKind::Queue).unwrap();
     }
 
     #[test]

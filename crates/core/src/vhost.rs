@@ -21,7 +21,13 @@ pub struct VhostMeta {
     pub tags: Vec<String>,
     /// `x-queue-type` for queues declared without one ("classic" when empty).
     pub default_queue_type: String,
+    /// RabbitMQ's vhost limits: `max-connections` and `max-queues` (queues and streams, so
+    /// Kafka topics too). A negative value is no limit, as in RabbitMQ.
+    pub limits: std::collections::BTreeMap<String, i64>,
 }
+
+/// The vhost limits ferrymq knows (RabbitMQ's names).
+pub const LIMIT_NAMES: [&str; 2] = ["max-connections", "max-queues"];
 
 impl VhostMeta {
     /// What a vhost has before anyone describes it (`/` is RabbitMQ's "Default virtual host").
@@ -34,6 +40,13 @@ impl VhostMeta {
             },
             ..Self::default()
         }
+    }
+
+    /// The limit `name` in effect (`None`: no limit).
+    pub fn limit(&self, name: &str) -> Option<u64> {
+        self.limits
+            .get(name)
+            .and_then(|value| u64::try_from(*value).ok())
     }
 }
 
@@ -106,6 +119,7 @@ impl VHost {
     }
 
     pub(crate) fn set_meta(&self, meta: VhostMeta) {
+        self.namespace.set_limit(meta.limit("max-queues"));
         *self.meta.write().unwrap_or_else(PoisonError::into_inner) = meta;
     }
 

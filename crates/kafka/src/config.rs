@@ -44,6 +44,9 @@ pub struct KafkaConfig {
     pub super_users: Vec<String>,
     /// Connections beyond this wait in the kernel's accept backlog (per listener).
     pub max_connections: usize,
+    /// `max.connections.per.ip`: a client address's further connections to a Kafka listener
+    /// are closed as soon as they are accepted.
+    pub max_connections_per_ip: usize,
     /// The virtual host whose streams are this listener's topics (its AMQP stream queues and
     /// Kafka topics are the same logs). Created at startup if missing.
     pub vhost: String,
@@ -95,6 +98,7 @@ impl Default for KafkaConfig {
             allow_everyone_if_no_acl_found: true,
             super_users: Vec::new(),
             max_connections: 10_000,
+            max_connections_per_ip: 2_147_483_647,
             vhost: "/".to_owned(),
             max_request_bytes: 100 * 1024 * 1024,
             node_id: 0,

@@ -92,6 +92,7 @@ pub fn from_core(error: &Error) -> (i16, String) {
         Error::StreamNotFound { .. } => code::UNKNOWN_TOPIC_OR_PARTITION,
         Error::StreamExists { .. } | Error::NameInUse { .. } => code::TOPIC_ALREADY_EXISTS,
         Error::InvalidStreamName { .. } => code::INVALID_TOPIC_EXCEPTION,
+        Error::QueueLimit { .. } => code::POLICY_VIOLATION,
         Error::InvalidPartitionCount { .. } => code::INVALID_PARTITIONS,
         Error::BatchTooLarge { .. } => code::MESSAGE_TOO_LARGE,
         Error::Batch(e) if e.is_corrupt() => code::CORRUPT_MESSAGE,

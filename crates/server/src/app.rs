@@ -52,7 +52,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .map_err(|reason| anyhow!("invalid kafka listeners: {reason}"))?;
     let mut kafka_listeners = Vec::new();
     for spec in kafka_specs {
-        let bound = Listener::bind("kafka", spec.bind, config.kafka.max_connections).await?;
+        let bound = Listener::bind("kafka", spec.bind, config.kafka.max_connections)
+            .await?
+            .with_max_per_ip(config.kafka.max_connections_per_ip);
         let advertised =
             advertised::resolve(&spec.advertised, bound.local_addr()).map_err(|reason| {
                 anyhow!(

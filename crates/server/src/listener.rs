@@ -38,6 +38,45 @@ pub struct Listener {
     tcp: TcpListener,
     local_addr: SocketAddr,
     max_connections: usize,
+    /// Kafka's `max.connections.per.ip`: a further connection from the address is closed.
+    max_per_ip: usize,
+}
+
+/// Open connections per client address, for `max_per_ip`.
+#[derive(Debug, Default)]
+struct PerIp(std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>);
+
+/// One connection counted against its address; uncounted when dropped.
+struct IpSlot(Arc<PerIp>, std::net::IpAddr);
+
+impl PerIp {
+    fn take(self: &Arc<Self>, ip: std::net::IpAddr, max: usize) -> Option<IpSlot> {
+        let mut open = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let count = open.entry(ip).or_insert(0);
+        if *count >= max {
+            return None;
+        }
+        *count += 1;
+        Some(IpSlot(Arc::clone(self), ip))
+    }
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let mut open = (self.0)
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(count) = open.get_mut(&self.1) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.1);
+            }
+        }
+    }
 }
 
 impl Listener {
@@ -58,7 +97,14 @@ impl Listener {
             tcp,
             local_addr,
             max_connections,
+            max_per_ip: usize::MAX,
         })
+    }
+
+    /// Closes a client's connections beyond `max` from one address at once.
+    pub fn with_max_per_ip(mut self, max: usize) -> Self {
+        self.max_per_ip = max;
+        self
     }
 
     /// The address actually bound.
@@ -78,8 +124,10 @@ impl Listener {
             tcp,
             local_addr,
             max_connections,
+            max_per_ip,
         } = self;
         let limit = Arc::new(Semaphore::new(max_connections));
+        let per_ip = Arc::new(PerIp::default());
         let mut backoff = Duration::ZERO;
         loop {
             let permit = match Arc::clone(&limit).try_acquire_owned() {
@@ -123,6 +171,11 @@ impl Listener {
                     }
                 }
             };
+            let Some(slot) = per_ip.take(peer.ip(), max_per_ip) else {
+                warn!(listener = name, %peer, max_per_ip, "closing connection: too many from this address");
+                drop(stream);
+                continue;
+            };
             // Both protocols are request/response with small frames: don't let Nagle delay them.
             if let Err(e) = stream.set_nodelay(true) {
                 debug!(listener = name, %peer, error = %e, "cannot set TCP_NODELAY");
@@ -132,7 +185,7 @@ impl Listener {
             shutdown.spawn(
                 async move {
                     connection.await;
-                    drop(permit);
+                    drop((permit, slot));
                 }
                 .instrument(span),
             );

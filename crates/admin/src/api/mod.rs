@@ -11,6 +11,7 @@ mod connections;
 pub mod definitions;
 mod exchanges;
 mod kafka;
+mod limits;
 mod node;
 mod queues;
 mod users;
@@ -253,9 +254,9 @@ async fn route(r: &Request, segs: &[&str]) -> ApiResult<Response> {
         | ["operator-policies", ..]
         | ["parameters", ..]
         | ["global-parameters"]
-        | ["vhost-limits", ..]
         | ["user-limits", ..]
         | ["deprecated-features", ..] => node::empty_list(r, segs),
+        ["vhost-limits", rest @ ..] => limits::route(r, rest).await,
         ["vhosts"] => vhosts::list(r),
         ["vhosts", vhost] => vhosts::one(r, vhost).await,
         ["vhosts", vhost, "permissions"] => users::vhost_permissions(r, vhost),

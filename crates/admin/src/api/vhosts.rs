@@ -120,6 +120,12 @@ pub async fn apply(ctx: &AdminContext, name: &str, body: &Map<String, Value>) ->
             .filter(|t| *t != "undefined")
             .unwrap_or("")
             .to_owned(),
+        // Limits have their own endpoint; an update of the vhost keeps them.
+        limits: ctx
+            .broker
+            .vhost(name)
+            .map(|v| v.meta().limits)
+            .unwrap_or_default(),
     };
     let broker = Arc::clone(&ctx.broker);
     let owned = name.to_owned();

@@ -146,7 +146,7 @@ impl VHost {
         }
         let mut map = write(&self.queues.map);
         // Queues and streams (Kafka topics) share one namespace, claimed atomically.
-        self.namespace().claim(&spec.name, NameKind::Queue)?;
+        self.namespace().claim_new(&spec.name, NameKind::Queue)?;
         if let Some(queue) = map.get(&spec.name).cloned() {
             // Declared concurrently by someone else: treat as a redeclaration.
             drop(map);
@@ -190,7 +190,7 @@ impl VHost {
         }
         // Queues and streams (Kafka topics) share one namespace, claimed atomically.
         let name = spec.name.clone();
-        self.namespace().claim(&name, NameKind::Queue)?;
+        self.namespace().claim_new(&name, NameKind::Queue)?;
         let opened = super::persist::blocking(|| Queue::open_durable(self, spec, args))
             .and_then(|queue| self.save_queue(&queue).map(|()| queue));
         let queue = match opened {

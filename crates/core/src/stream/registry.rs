@@ -325,7 +325,7 @@ impl Streams {
         let _admin = lock(&self.admin);
         self.validate_create(name, partitions)?;
         // Claimed before anything is visible; given back if creation fails.
-        self.namespace.claim(name, NameKind::Stream)?;
+        self.namespace.claim_new(name, NameKind::Stream)?;
         let created = self.create_claimed(name, partitions, config);
         if created.is_err() {
             self.namespace.release(name, NameKind::Stream);

@@ -218,6 +218,12 @@ pub(crate) fn broker_entries(ctx: &Ctx) -> Vec<ConfigEntry> {
             Int,
         ),
         e(
+            "max.connections.per.ip",
+            c.max_connections_per_ip.to_string(),
+            c.max_connections_per_ip != d.max_connections_per_ip,
+            Int,
+        ),
+        e(
             "message.max.bytes",
             c.message_max_bytes.to_string(),
             c.message_max_bytes != d.message_max_bytes,
