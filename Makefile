@@ -12,7 +12,7 @@ export TEST_FERRYMQ_BIN ?= $(CURDIR)/target/debug/ferrymq
 
 BENCH_ARGS ?=
 
-.PHONY: run test test-rust test-python lint bench bench-log bench-profile test-perf fuzz docker deps venv system-deps clean
+.PHONY: run test test-rust test-python lint bench bench-log bench-profile test-perf fuzz soak docker deps venv system-deps clean
 
 ## run: build and start the broker with the embedded defaults (pass flags with ARGS="...")
 run:
@@ -65,6 +65,13 @@ test-perf:
 
 fuzz:
 	scripts/fuzz.sh
+
+## soak: 30 minutes of mixed AMQP and Kafka load with clients and the broker killed at random,
+## then a check that nothing confirmed was lost (not part of `make test`; SOAK_ARGS="--help")
+SOAK_ARGS ?=
+soak: venv
+	$(CARGO) build --release --bin ferrymq
+	$(VENV)/bin/python scripts/soak.py $(SOAK_ARGS)
 
 ## docker: the ferrymq:latest image, built with nothing pulled (FROM scratch; see docker/Dockerfile)
 docker:
