@@ -87,13 +87,14 @@
 //! - A failed write or fsync poisons the log: every later append and sync fails with
 //!   [`LogError::Poisoned`] (after a failed fsync the kernel may have dropped the dirty
 //!   pages, so retrying could report data durable that is not). Reads keep working. Reopen
-//!   to recover.
+//!   to recover. Poisoned logs are listed by [`failed_logs`] until dropped.
 //! - Index files are derived data, written without fsync: a missing, stale or corrupt index
 //!   of a sealed segment is rebuilt on open.
 
 mod config;
 mod entry;
 mod error;
+mod failed;
 pub mod histogram;
 mod index;
 mod log;
@@ -109,6 +110,7 @@ mod writer;
 pub use crate::config::{FsyncPolicy, LogConfig};
 pub use crate::entry::{Appended, Entry, StoredEntry};
 pub use crate::error::{Damage, LogError};
+pub use crate::failed::{FailedLog, failed_logs};
 pub use crate::index::IndexProblem;
 pub use crate::log::Log;
 pub use crate::recovery::{RebuiltIndex, Recovery, Truncation};

@@ -21,6 +21,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::LogError;
+use crate::failed::{FailedLog, Listing};
 
 struct Poison {
     during: &'static str,
@@ -50,6 +51,7 @@ pub(crate) struct Durability {
     durable: AtomicU64,
     fsyncs: AtomicU64,
     poison: OnceLock<Poison>,
+    listing: Listing,
     #[cfg(test)]
     pub(crate) fail_syncs: std::sync::atomic::AtomicBool,
     /// Test hook: stretch every fsync by this many milliseconds.
@@ -76,6 +78,7 @@ impl Durability {
             durable: AtomicU64::new(durable),
             fsyncs: AtomicU64::new(0),
             poison: OnceLock::new(),
+            listing: Listing::new(),
             #[cfg(test)]
             fail_syncs: std::sync::atomic::AtomicBool::new(false),
             #[cfg(test)]
@@ -104,9 +107,15 @@ impl Durability {
 
     /// Records the first failure (later ones keep it); every later append and sync fails.
     pub(crate) fn poison(&self, during: &'static str, cause: &dyn std::fmt::Display) -> LogError {
-        let poison = self.poison.get_or_init(|| Poison {
-            during,
-            cause: cause.to_string(),
+        let poison = self.poison.get_or_init(|| {
+            let cause = cause.to_string();
+            self.listing.list(FailedLog {
+                dir: self.dir.clone(),
+                during,
+                cause: cause.clone(),
+                since: std::time::SystemTime::now(),
+            });
+            Poison { during, cause }
         });
         // Wake waiters so they see the poison instead of waiting for a sync that never comes.
         drop(self.lock());
