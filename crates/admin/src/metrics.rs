@@ -16,6 +16,7 @@
 //! kafka_consumergroup_current_offset{consumergroup, topic, partition}, ..._lag
 //! kafka_network_requestmetrics_* {request}         count and latency histogram per API
 //! ferrymq_log_fsync_duration_seconds               histogram
+//! ferrymq_storage_failed_logs                      logs refusing writes after an I/O error
 //! rabbitmq_process_resident_memory_bytes, rabbitmq_process_open_fds
 //! ```
 
@@ -297,6 +298,11 @@ pub fn render(ctx: &AdminContext, per_object: bool) -> String {
             "rabbitmq_disk_space_available_limit_bytes",
             "The free disk space limit",
             usage.disk_free_limit as f64,
+        ),
+        (
+            "ferrymq_storage_failed_logs",
+            "Logs that refuse writes since a write or fsync failed (a restart recovers them)",
+            ferrymq_log::failed_logs().len() as f64,
         ),
     ] {
         w.family(name, "gauge", help);

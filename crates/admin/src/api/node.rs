@@ -284,6 +284,33 @@ pub fn health(r: &Request, rest: &[&str]) -> ApiResult<Response> {
             }
         }
         ["virtual-hosts"] => Ok(healthy(json!({}))),
+        // ferrymq's own: logs that refuse writes since a write or fsync failed.
+        ["storage"] => {
+            let failed_logs = ferrymq_log::failed_logs();
+            if failed_logs.is_empty() {
+                return Ok(healthy(json!({})));
+            }
+            let logs: Vec<Value> = failed_logs
+                .iter()
+                .map(|log| {
+                    let since = log
+                        .since
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+                    json!({
+                        "node": ctx.node,
+                        "dir": log.dir.display().to_string(),
+                        "during": log.during,
+                        "cause": log.cause,
+                        "since": since,
+                    })
+                })
+                .collect();
+            Ok(failed(
+                "Logs refuse writes after an I/O error (restart the node to recover them)",
+                json!({ "logs": logs }),
+            ))
+        }
         // One node, no replicated queues: nothing can lose its quorum.
         ["node-is-quorum-critical"] | ["node-is-mirror-sync-critical"] => Ok(healthy(json!({}))),
         _ => Err(ApiError::not_found()),
