@@ -84,14 +84,15 @@ def body_of(index: int, size: int) -> bytes:
     return head + b"." * (size - len(head))
 
 
-def publish(url: str, queue: str, count: int, size: int, batch: int = 500) -> int:
-    """Publishes `count` persistent messages of `size` bytes (body starts with the 12-digit
-    index) to `queue` through the default exchange, pipelined with confirms; returns the
-    highest confirmed delivery tag once all are confirmed."""
+def publish(url: str, queue: str, count: int, size: int, batch: int = 500,
+            persistent: bool = True) -> int:
+    """Publishes `count` messages of `size` bytes (persistent unless told; the body starts
+    with the 12-digit index) to `queue` through the default exchange, pipelined with confirms;
+    returns the highest confirmed delivery tag once all are confirmed."""
     conn = Connection(url)
     conn.call(spec.Confirm.Select(), (85, 11))
     publish_frame = _method(1, spec.Basic.Publish(exchange="", routing_key=queue))
-    props = spec.BasicProperties(delivery_mode=2)
+    props = spec.BasicProperties(delivery_mode=2 if persistent else 1)
     header = _frame(2, 1, struct.pack(">HHQ", 60, 0, size) + b"".join(props.encode()))
     confirmed = [0]
     failed = []

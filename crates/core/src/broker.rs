@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::alarms::Alarms;
 use crate::connections::Connections;
-use crate::queue::store::{Cache, StorageContext};
+use crate::queue::store::StorageContext;
 use crate::store::{Definition, DefinitionStore, Kind, Pending};
 use crate::stream::{StreamDefaults, Streams};
 use crate::vhost::VhostMeta;
@@ -39,12 +39,12 @@ impl Broker {
         )?;
         log_recovered(&recovered);
         let definitions = Arc::new(definitions);
-        let storage = Arc::new(StorageContext {
-            data_dir: config.data_dir.clone(),
-            fsync: config.storage.fsync_policy(),
-            segment_bytes: config.storage.segment_bytes,
-            cache: Arc::new(Cache::new(config.storage.queue_cache_bytes)),
-        });
+        let storage = Arc::new(StorageContext::new(
+            config.data_dir.clone(),
+            config.storage.fsync_policy(),
+            config.storage.segment_bytes,
+            config.storage.queue_cache_bytes,
+        ));
         let mut vhosts = HashMap::new();
         let stream_defaults = StreamDefaults::from_storage(&config.storage);
         // Configured vhosts always exist; the others were created at runtime and recorded.

@@ -38,10 +38,11 @@ pub struct StorageConfig {
     /// A log rolls to a new segment file once its active one reaches this size (durable
     /// queues' message logs use at most 16 MiB, so drained space is freed promptly).
     pub segment_bytes: u64,
-    /// Memory for the newest messages of durable queues (bodies, properties and bookkeeping),
-    /// shared by all of them. Beyond it messages wait on disk only (a run of them costs a few
-    /// bytes) and are read back when delivered, so a backlog larger than memory costs disk,
-    /// not memory.
+    /// Memory for the newest messages of classic queues (bodies, properties and bookkeeping),
+    /// shared by all of them, durable or not. Beyond it messages wait on disk only (a run of
+    /// them costs a few bytes) and are read back when delivered, so a backlog larger than
+    /// memory costs disk, not memory; a non-durable queue pages to scratch files that are
+    /// removed at the next start.
     pub queue_cache_bytes: u64,
 }
 

@@ -8,6 +8,8 @@
 //!   meta/offsets/                           log: committed consumer-group offsets
 //!   streams/<vhost>/<stream>/<partition>/   one log per partition (Kafka topic = stream queue)
 //!   queues/<vhost>/<queue>/                 journal of a durable classic queue
+//!   transient/<n>/                          a non-durable queue paged out of memory
+//!                                           (removed at every start)
 //! ```
 //! Names are made file-system safe by [`encode_name`].
 
@@ -15,13 +17,30 @@ use std::path::{Path, PathBuf};
 
 use crate::Error;
 
-/// Creates the top-level directories if missing.
+/// Creates the top-level directories if missing, and empties `transient/`: non-durable
+/// queues do not survive a restart, so neither do their paged messages.
 pub(crate) fn prepare(data_dir: &Path) -> Result<(), Error> {
-    for sub in ["meta", "streams", "queues"] {
+    let transient = data_dir.join("transient");
+    match std::fs::remove_dir_all(&transient) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(source) => {
+            return Err(Error::DataDir {
+                path: transient,
+                source,
+            });
+        }
+    }
+    for sub in ["meta", "streams", "queues", "transient"] {
         let path = data_dir.join(sub);
         std::fs::create_dir_all(&path).map_err(|source| Error::DataDir { path, source })?;
     }
     Ok(())
+}
+
+/// Directory of the `n`th non-durable queue to page since the broker started.
+pub(crate) fn transient_dir(data_dir: &Path, n: u64) -> PathBuf {
+    data_dir.join("transient").join(n.to_string())
 }
 
 /// Directory of the definitions journal.

@@ -119,6 +119,8 @@ struct State {
     last_used: Instant,
     timer_running: bool,
     deleted: bool,
+    /// A non-durable queue that could not start paging tries again after this.
+    paging_retry_at: Option<Instant>,
 }
 
 /// A queue's depth and consumers at one moment.
@@ -139,14 +141,15 @@ pub struct QueueOverview {
 const ENTRY_OVERHEAD: u64 = 192;
 
 impl Queue {
-    /// An in-memory queue.
+    /// A non-durable queue: in memory, charged to the broker's message cache, paging to
+    /// scratch files once the cache is full.
     pub(crate) fn new(
         vhost: &Arc<VHost>,
         spec: QueueSpec,
         owner: Option<OwnerId>,
         args: QueueArgs,
     ) -> Arc<Self> {
-        let ready = Ready::new(args.max_priority);
+        let ready = Ready::charged(args.max_priority, Arc::clone(&vhost.storage().cache));
         Self::with_ready(vhost, spec, owner, args, ready)
     }
 
@@ -211,6 +214,7 @@ impl Queue {
                 last_used: Instant::now(),
                 timer_running: false,
                 deleted: false,
+                paging_retry_at: None,
             }),
             spec,
             owner,

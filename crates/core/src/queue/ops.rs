@@ -70,6 +70,9 @@ impl Queue {
                 self.finish(fx);
                 return Enqueued::Rejected;
             }
+            if st.ready.wants_store(&message) {
+                self.start_paging(&mut st);
+            }
             let now = Instant::now();
             let mut entry = self.new_entry(&mut st, message, now);
             let mut durable = None;

@@ -24,7 +24,7 @@ use bytes::{Bytes, BytesMut};
 use ferrymq_log::FsyncPolicy;
 use serde::{Deserialize, Serialize};
 
-use super::{Queue, QueueArgs, QueueSpec, store};
+use super::{Queue, QueueArgs, QueueSpec, State, store};
 use crate::message::FieldTable;
 use crate::message::wire::{decode_table, encode_table};
 use crate::store::{Definition, DefinitionStore, Kind};
@@ -168,7 +168,44 @@ impl VHost {
     }
 }
 
+/// How long a non-durable queue that failed to start paging stays in memory before it tries
+/// again.
+const PAGING_RETRY: Duration = Duration::from_secs(5);
+
 impl Queue {
+    /// Gives a non-durable queue whose messages no longer fit in the message cache a scratch
+    /// store under `transient/`, so its backlog pages to disk as a durable queue's does. If
+    /// the files cannot be made, the queue keeps its messages in memory and tries again later
+    /// (memory alarms still bound the whole).
+    pub(super) fn start_paging(self: &Arc<Self>, st: &mut State) {
+        let now = tokio::time::Instant::now();
+        if st.paging_retry_at.is_some_and(|at| now < at) {
+            return;
+        }
+        let Some(vhost) = self.vhost.upgrade() else {
+            return;
+        };
+        let storage = vhost.storage();
+        let dir = storage.scratch_dir();
+        let what = format!("queue '{}' in vhost '{}'", self.name(), self.vhost_name);
+        let levels = usize::from(self.args.max_priority.unwrap_or(0)) + 1;
+        match store::Store::scratch(storage, &dir, what, levels, st.next_seq) {
+            Ok(store) => {
+                tracing::info!(vhost = %self.vhost_name, queue = %self.name(),
+                    dir = %dir.display(), "non-durable queue pages to disk (message cache full)");
+                st.ready.attach_store(store, st.next_seq);
+                st.paging_retry_at = None;
+                self.start_maintenance();
+            }
+            Err(e) => {
+                tracing::warn!(vhost = %self.vhost_name, queue = %self.name(),
+                    "non-durable queue cannot page to disk, keeps its messages in memory: {e}");
+                st.paging_retry_at = Some(now + PAGING_RETRY);
+                store::remove_files(&dir);
+            }
+        }
+    }
+
     /// Starts the upkeep task of a durable queue: compaction checks, and fsyncs under
     /// `fsync = interval`. Does nothing outside a tokio runtime.
     pub(super) fn start_maintenance(self: &Arc<Self>) {

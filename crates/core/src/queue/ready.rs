@@ -18,13 +18,21 @@
 //! spills `back` to `cold`, keeping only offsets. Popping from a cold head reads a batch back
 //! (zero-copy views of the mapped segment). So memory does not grow with the backlog.
 //!
+//! A non-durable queue is charged to the same cache and starts without a store. When the
+//! cache is full it gets one (a scratch log, see [`Ready::attach_store`]) whose offsets
+//! continue its numbering: what it held moves to `front`, still charged, and from then on it
+//! pages exactly like a durable queue (RabbitMQ's classic queues v2 page transient messages
+//! the same way).
+//!
 //! # Invariants
 //! - `len`/`bytes` count every ready message (all three parts); `mem_*` only `front` and
 //!   `back`, which are what actually occupies memory.
 //! - Requeued entries are older than everything in `cold` (a message is delivered from the
 //!   head of its level, and only newer messages enter `cold` after it), so they go to
 //!   `front`, which never spills.
-//! - Every entry in `back` of a durable queue is counted in the shared cache.
+//! - With a cache, every entry in `back` is charged to it, and so is every entry in `front`
+//!   whose sequence number is below `charged_below` (what a non-durable queue held in memory
+//!   before it had a store: all of `front` until then, none of it in a durable queue).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -85,8 +93,10 @@ pub(crate) struct Ready {
     bytes: u64,
     mem_len: usize,
     mem_bytes: u64,
-    /// What `back` entries are charged in the cache (see [`charge`]).
+    /// What this list's entries are charged in the cache (see [`charge`]).
     cached: u64,
+    /// `front` entries below this sequence number are charged too.
+    charged_below: u64,
     store: Option<Store>,
     cache: Option<Arc<Cache>>,
 }
@@ -99,8 +109,11 @@ fn body(entry: &Entry) -> u64 {
 /// properties, names and the structures around it, so a backlog of small messages spills to
 /// disk as early (in bytes of memory) as one of large messages.
 fn charge(entry: &Entry) -> u64 {
+    charge_of(&entry.message)
+}
+
+fn charge_of(message: &Message) -> u64 {
     const FIXED: usize = size_of::<Entry>() + size_of::<Message>() + 2 * size_of::<usize>(); // the Arc's counts
-    let message = &entry.message;
     FIXED as u64
         + message.memory_size()
         + message.exchange.len() as u64
@@ -118,9 +131,19 @@ impl Ready {
             mem_len: 0,
             mem_bytes: 0,
             cached: 0,
+            charged_below: 0,
             store: None,
             cache: None,
         }
+    }
+
+    /// An in-memory ready list charged to `cache`, that gets a store once the cache is full
+    /// (see [`Self::wants_store`]).
+    pub(crate) fn charged(max_priority: Option<u8>, cache: Arc<Cache>) -> Self {
+        let mut ready = Self::new(max_priority);
+        ready.charged_below = u64::MAX;
+        ready.cache = Some(cache);
+        ready
     }
 
     /// A ready list backed by `store`, holding what recovery found.
@@ -152,6 +175,26 @@ impl Ready {
 
     pub(crate) fn store_mut(&mut self) -> Option<&mut Store> {
         self.store.as_mut()
+    }
+
+    /// Whether `message` no longer fits in the cache and this list has no store to page to.
+    pub(crate) fn wants_store(&self, message: &Message) -> bool {
+        self.store.is_none()
+            && self
+                .cache
+                .as_ref()
+                .is_some_and(|cache| !cache.fits(charge_of(message)))
+    }
+
+    /// Gives an in-memory list a store whose next offset is `from`, above every sequence
+    /// number it holds: its in-memory entries move to `front` (which never spills) and stay
+    /// charged; newer messages are appended to the store and page as a durable queue's do.
+    pub(crate) fn attach_store(&mut self, store: Store, from: u64) {
+        for level in &mut self.levels {
+            level.front.extend(level.back.drain(..));
+        }
+        self.charged_below = from;
+        self.store = Some(store);
     }
 
     /// Detaches the store (the queue is being deleted); the list keeps its entries.
@@ -199,6 +242,11 @@ impl Ready {
         let index = self.level_index(entry.level);
         let fits = match &self.cache {
             None => true,
+            // Without a store to spill to, the entry stays in memory in any case.
+            Some(cache) if self.store.is_none() => {
+                cache.take(charge(&entry));
+                true
+            }
             Some(cache) => cache.try_take(charge(&entry)),
         };
         if fits {
@@ -253,19 +301,30 @@ impl Ready {
         self.mem_len += 1;
         self.mem_bytes += size;
         let index = self.level_index(entry.level);
+        let charged_below = self.charged_below;
         let mut moved = 0;
         if let Some(level) = self.levels.get_mut(index) {
             // Newer in-memory entries that come before it move to `front` with it.
             while level.back.front().is_some_and(|e| e.seq < entry.seq) {
                 if let Some(e) = level.back.pop_front() {
-                    moved += charge(&e);
+                    if e.seq >= charged_below {
+                        moved += charge(&e);
+                    }
                     level.front.push_back(e);
                 }
             }
+        }
+        self.release(moved);
+        if entry.seq < charged_below
+            && let Some(cache) = &self.cache
+        {
+            cache.take(charge(&entry));
+            self.cached += charge(&entry);
+        }
+        if let Some(level) = self.levels.get_mut(index) {
             let at = level.front.partition_point(|e| e.seq < entry.seq);
             level.front.insert(at, entry);
         }
-        self.release(moved);
     }
 
     fn front_level(&self) -> Option<usize> {
@@ -302,7 +361,7 @@ impl Ready {
         self.bytes -= size;
         self.mem_len -= 1;
         self.mem_bytes -= size;
-        if from_back {
+        if from_back || entry.seq < self.charged_below {
             self.release(charge(&entry));
         }
         Some(entry)

@@ -153,7 +153,8 @@ pub struct StorageConfig {
     pub stream_fsync_interval_ms: u64,
     /// A log segment file is rolled once it would grow past this size.
     pub segment_bytes: u64,
-    /// Memory for the newest messages of durable queues (shared); the rest wait on disk only.
+    /// Memory for the newest messages of all classic queues (shared); the rest wait on disk
+    /// only (non-durable queues' in scratch files).
     pub queue_cache_bytes: u64,
 }
 

@@ -75,9 +75,32 @@ pub(crate) struct StorageContext {
     pub(crate) fsync: FsyncPolicy,
     pub(crate) segment_bytes: u64,
     pub(crate) cache: Arc<Cache>,
+    /// Non-durable queues that started paging (names their directories).
+    paged: AtomicU64,
 }
 
 impl StorageContext {
+    pub(crate) fn new(
+        data_dir: PathBuf,
+        fsync: FsyncPolicy,
+        segment_bytes: u64,
+        cache: u64,
+    ) -> Self {
+        Self {
+            data_dir,
+            fsync,
+            segment_bytes,
+            cache: Arc::new(Cache::new(cache)),
+            paged: AtomicU64::new(0),
+        }
+    }
+
+    /// A new directory name for a non-durable queue's scratch logs.
+    pub(crate) fn scratch_dir(&self) -> PathBuf {
+        let n = self.paged.fetch_add(1, Ordering::Relaxed);
+        crate::layout::transient_dir(&self.data_dir, n)
+    }
+
     fn message_config(&self) -> LogConfig {
         LogConfig {
             segment_bytes: self.segment_bytes.clamp(4096, MESSAGE_SEGMENT_BYTES),
@@ -127,6 +150,16 @@ impl Cache {
                 (next <= self.limit).then_some(next)
             })
             .is_ok()
+    }
+
+    /// Whether `bytes` more would fit now.
+    pub(crate) fn fits(&self, bytes: u64) -> bool {
+        self.used.load(Ordering::Acquire).saturating_add(bytes) <= self.limit
+    }
+
+    /// Takes `bytes` even beyond the limit (memory that has nowhere else to go).
+    pub(crate) fn take(&self, bytes: u64) {
+        self.used.fetch_add(bytes, Ordering::AcqRel);
     }
 
     pub(crate) fn release(&self, bytes: u64) {
@@ -232,6 +265,18 @@ impl Store {
         levels: usize,
     ) -> Result<(Self, Recovered), Error> {
         recover::open(ctx, dir, what, levels)
+    }
+
+    /// Creates the logs of a non-durable queue that starts paging to disk, in a new `dir`;
+    /// the first message appended gets offset `from`.
+    pub(crate) fn scratch(
+        ctx: &StorageContext,
+        dir: &Path,
+        what: String,
+        levels: usize,
+        from: u64,
+    ) -> Result<Self, Error> {
+        recover::scratch(ctx, dir, what, levels, from)
     }
 
     pub(crate) fn dir(&self) -> &Path {

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use ferrymq_log::{Entry, Log, LogConfig, Recovery, StoredEntry};
+use ferrymq_log::{Entry, FsyncPolicy, Log, LogConfig, Recovery, StoredEntry};
 
 use super::record::{self, INDEX_SLOT, Info, Item};
 use super::sync::Syncer;
@@ -207,26 +207,7 @@ pub(super) fn open(
             .map_err(storage(&what))?;
     }
 
-    let messages = Arc::new(messages);
-    let mut store = Store {
-        dir: dir.to_path_buf(),
-        sync: Syncer::new(Arc::clone(&messages)),
-        messages,
-        index: Arc::new(index),
-        acks: Arc::new(acks),
-        fsync: ctx.fsync,
-        index_buf: Vec::new(),
-        index_from: next,
-        pending: RangeSet::new(),
-        marks: marks.clone(),
-        dirty_marks: Vec::new(),
-        unacked: RangeSet::new(),
-        removed_since_check: 0,
-        journal_bytes: 0,
-        compacting: Arc::new(AtomicBool::new(false)),
-        clock: super::Clock::now(),
-        what,
-    };
+    let mut store = assemble(dir, what, messages, index, acks, ctx.fsync, marks.clone());
     store.journal_bytes = store.acks.size_bytes();
     if !drop_now.is_empty() {
         store.ack_all(&drop_now);
@@ -242,6 +223,76 @@ pub(super) fn open(
             report,
         },
     ))
+}
+
+/// New, empty logs in `dir` for a non-durable queue that pages to disk: message offsets
+/// continue the queue's numbering from `from`, nothing is fsynced (non-durable queues do not
+/// survive a restart, so their files are removed at start instead of recovered).
+pub(super) fn scratch(
+    ctx: &StorageContext,
+    dir: &Path,
+    what: String,
+    levels: usize,
+    from: u64,
+) -> Result<Store, Error> {
+    let open = |name: &str, config: LogConfig, start: u64| {
+        let config = LogConfig {
+            fsync: FsyncPolicy::Never,
+            ..config
+        };
+        Log::open_from(dir.join(name), config, start)
+            .map(|(log, _)| log)
+            .map_err(storage(&what))
+    };
+    let messages = open("messages", ctx.message_config(), from)?;
+    let index = open("index", ctx.small_config(1024 * 1024), from)?;
+    let acks = open("acks", ctx.small_config(256 * 1024), 0)?;
+    if messages.next_offset() != from || index.next_offset() != from {
+        return Err(Error::Internal {
+            reason: format!("{what}: paging directory {} is not new", dir.display()),
+        });
+    }
+    let marks = vec![0; levels.max(1)];
+    Ok(assemble(
+        dir,
+        what,
+        messages,
+        index,
+        acks,
+        FsyncPolicy::Never,
+        marks,
+    ))
+}
+
+fn assemble(
+    dir: &Path,
+    what: String,
+    messages: Log,
+    index: Log,
+    acks: Log,
+    fsync: FsyncPolicy,
+    marks: Vec<u64>,
+) -> Store {
+    let messages = Arc::new(messages);
+    Store {
+        dir: dir.to_path_buf(),
+        sync: Syncer::new(Arc::clone(&messages)),
+        index_from: messages.next_offset(),
+        messages,
+        index: Arc::new(index),
+        acks: Arc::new(acks),
+        fsync,
+        index_buf: Vec::new(),
+        pending: RangeSet::new(),
+        marks,
+        dirty_marks: Vec::new(),
+        unacked: RangeSet::new(),
+        removed_since_check: 0,
+        journal_bytes: 0,
+        compacting: Arc::new(AtomicBool::new(false)),
+        clock: super::Clock::now(),
+        what,
+    }
 }
 
 /// Replays every journal entry from the start.

@@ -364,12 +364,12 @@ fn recovery_reads_the_index_not_the_bodies() {
             q.publish(persistent(&payload));
         }
     }
-    let ctx = super::StorageContext {
-        data_dir: dir.path().to_path_buf(),
-        fsync: ferrymq_log::FsyncPolicy::Always,
-        segment_bytes: 1024 * 1024,
-        cache: Arc::new(super::Cache::new(0)),
-    };
+    let ctx = super::StorageContext::new(
+        dir.path().to_path_buf(),
+        ferrymq_log::FsyncPolicy::Always,
+        1024 * 1024,
+        0,
+    );
     let (_, recovered) =
         super::Store::open(&ctx, &queue_dir(dir.path(), "big"), "big".into(), 1).unwrap();
     assert_eq!(recovered.report.messages, 20_000);
@@ -566,4 +566,72 @@ async fn persistent_messages_are_confirmed_once_fsynced_and_concurrent_ones_shar
         (1..=2).contains(&fsyncs),
         "{fsyncs} fsyncs for 500 concurrent publishes (one group commit, at most one more)"
     );
+}
+
+fn transient(vhost: &Arc<VHost>, name: &str) -> Arc<Queue> {
+    vhost
+        .declare_queue(QueueSpec::new(name), false, 1)
+        .unwrap()
+        .queue
+}
+
+fn files_under(path: &Path) -> usize {
+    std::fs::read_dir(path).map_or(0, |entries| {
+        entries
+            .flatten()
+            .map(|e| {
+                if e.path().is_dir() {
+                    files_under(&e.path())
+                } else {
+                    1
+                }
+            })
+            .sum()
+    })
+}
+
+#[test]
+fn a_non_durable_queue_pages_to_scratch_files_once_the_cache_is_full() {
+    let dir = tempfile::tempdir().unwrap();
+    let scratch = dir.path().join("transient");
+    {
+        let broker = open(dir.path(), 16 * 1024, 64 * 1024);
+        let v = vhost(&broker);
+        let q = transient(&v, "t");
+        let cache = Arc::clone(&v.storage().cache);
+        for i in 0..20 {
+            q.publish(message(&format!("{i:05}"), false, None));
+        }
+        assert_eq!(
+            files_under(&scratch),
+            0,
+            "what fits in the cache stays in memory"
+        );
+        // Held before the queue pages: acknowledged and requeued after it does.
+        let early: Vec<Entry> = (0..6).map(|_| q.get(false).unwrap().unwrap().0).collect();
+        for i in 20..3000 {
+            q.publish(message(&format!("{i:05}"), i % 2 == 0, None));
+            assert!(cache.used() <= 16 * 1024, "{} at {i}", cache.used());
+        }
+        assert!(files_under(&scratch) > 0, "the backlog is on disk");
+        assert!(q.memory() < 64 * 1024, "{}", q.memory());
+        let (acked, requeued) = early.split_at(3);
+        q.ack(acked);
+        q.requeue(requeued.to_vec());
+        let got = drain(&q);
+        assert_eq!(got.len(), 2997);
+        let expected: Vec<String> = (3..3000).map(|i| format!("{i:05}")).collect();
+        let bodies: Vec<&String> = got.iter().map(|(b, _)| b).collect();
+        assert!(
+            bodies.iter().zip(&expected).all(|(a, b)| *a == b),
+            "in order"
+        );
+        assert!(got.iter().take(3).all(|(_, redelivered)| *redelivered));
+        assert!(!got.iter().skip(3).any(|(_, redelivered)| *redelivered));
+        assert_eq!(cache.used(), 0);
+    }
+    // Non-durable queues do not survive a restart, and neither do their files.
+    let broker = open(dir.path(), 16 * 1024, 64 * 1024);
+    assert!(vhost(&broker).queue("t").is_err());
+    assert_eq!(files_under(&scratch), 0);
 }
