@@ -91,3 +91,62 @@ def _open_one(b):
         s.close()
         return None
     return s
+
+
+def test_amqp_max_connections_refuses_connection_open_with_rabbitmqs_530(make_broker):
+    b = make_broker(env={"FERRYMQ_AMQP_MAX_CONNECTIONS": "2"})
+    params = pika.URLParameters(b.amqp_url)
+    first, second = pika.BlockingConnection(params), pika.BlockingConnection(params)
+    # pika reports a close during connection.open as a probable access denial, with the reply.
+    with pytest.raises(pika.exceptions.ProbableAccessDeniedError) as refused:
+        pika.BlockingConnection(params)
+    assert ("(530) 'NOT_ALLOWED - connection refused: node connection limit (2) is reached'"
+            in str(refused.value)), refused.value
+    # Refused at once, not left waiting; the open ones are untouched, and a slot comes back
+    # when one closes.
+    second.channel().queue_declare("still-served")
+    first.close()
+    third = wait_until(lambda: _try_connect(params), timeout=10, message="a freed slot")
+    third.close()
+    second.close()
+
+
+def _try_connect(params):
+    try:
+        return pika.BlockingConnection(params)
+    except pika.exceptions.ProbableAccessDeniedError:
+        return None
+
+
+def test_vhost_max_connections_holds_under_concurrent_opens(broker):
+    """aio-pika clients opening at the same moment: exactly the limit get in."""
+    import asyncio
+
+    import aio_pika
+
+    limit = 5
+    url = broker.http_url + "/api/vhost-limits/%2F/max-connections"
+    assert requests.put(url, json={"value": limit}, auth=("guest", "guest"),
+                        timeout=10).status_code == 204
+
+    async def scenario():
+        async def open_one():
+            try:
+                return await aio_pika.connect(broker.amqp_url, timeout=10)
+            # aiormq reports connection.close in place of open-ok as an unexpected frame.
+            except (aio_pika.exceptions.AMQPError, asyncio.CancelledError) as e:
+                return e
+
+        results = await asyncio.gather(*(open_one() for _ in range(24)))
+        opened = [r for r in results if isinstance(r, aio_pika.abc.AbstractConnection)]
+        refused = [r for r in results if not isinstance(r, aio_pika.abc.AbstractConnection)]
+        for conn in opened:
+            await conn.close()
+        return opened, refused
+
+    opened, refused = asyncio.run(scenario())
+    assert len(opened) == limit, refused
+    assert all("Connection.Close" in str(e) for e in refused), refused
+    reason = "connection limit (5) is reached"
+    wait_until(lambda: sum(reason in line for line in broker.output) == len(refused),
+               message="each refusal logged with RabbitMQ's text")

@@ -26,7 +26,8 @@ pub struct AmqpConfig {
     /// Which part of a client certificate names the user when a client logs in with
     /// EXTERNAL (RabbitMQ's `ssl_cert_login_from`).
     pub ssl_cert_login_from: CertLogin,
-    /// Further clients wait in the kernel's accept backlog until a connection closes.
+    /// AMQP connections on this node (all AMQP listeners; RabbitMQ's `connection_max`): a
+    /// further `connection.open` is refused with 530 NOT_ALLOWED.
     pub max_connections: usize,
     /// Heartbeat timeout proposed to clients, in seconds; 0 disables heartbeats.
     pub heartbeat: u16,

@@ -134,6 +134,7 @@ impl From<CoreError> for AmqpError {
             CoreError::DuplicateConsumerTag { .. }
             | CoreError::UnknownVhost { .. }
             | CoreError::ConnectionLimit { .. }
+            | CoreError::NodeConnectionLimit { .. }
             | CoreError::VhostAccessRefused { .. } => ReplyCode::NotAllowed,
             CoreError::Unsupported { .. } => ReplyCode::NotImplemented,
             // Storage and internal failures, and variants of areas AMQP does not touch.

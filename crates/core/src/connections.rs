@@ -26,10 +26,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::sync::Notify;
 
+use crate::Error;
 use crate::message::FieldTable;
 
 /// The wire protocol of a connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Protocol {
     Amqp091,
     Kafka,
@@ -255,6 +256,25 @@ impl Connection {
 pub struct Connections {
     map: RwLock<HashMap<u64, Arc<Connection>>>,
     next_id: AtomicU64,
+    /// Registered connections per protocol and per (protocol, vhost), for [`Admission`]:
+    /// checked and counted under one lock, so concurrent opens never overshoot a limit.
+    counts: Mutex<Counts>,
+}
+
+#[derive(Debug, Default)]
+struct Counts {
+    per_protocol: HashMap<Protocol, usize>,
+    per_vhost: HashMap<(Protocol, String), usize>,
+}
+
+/// Limits a connection must be within to be registered (see [`Connections::admit`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Admission {
+    /// Connections of its protocol on this node (AMQP: `amqp.max_connections`, RabbitMQ's
+    /// `connection_max`).
+    pub node: Option<usize>,
+    /// Connections of its protocol to its vhost (the vhost's `max-connections` limit).
+    pub vhost: Option<u64>,
 }
 
 /// Keeps a connection registered; dropping it deregisters.
@@ -262,6 +282,9 @@ pub struct Connections {
 pub struct Registered {
     registry: Arc<Connections>,
     connection: Arc<Connection>,
+    /// The key it is counted under.
+    protocol: Protocol,
+    vhost: String,
 }
 
 impl Registered {
@@ -281,6 +304,17 @@ impl Drop for Registered {
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(&self.connection.id);
+        let mut counts = self.registry.lock_counts();
+        let key = (self.protocol, std::mem::take(&mut self.vhost));
+        if let Some(n) = counts.per_vhost.get_mut(&key) {
+            *n -= 1;
+            if *n == 0 {
+                counts.per_vhost.remove(&key);
+            }
+        }
+        if let Some(n) = counts.per_protocol.get_mut(&self.protocol) {
+            *n = n.saturating_sub(1);
+        }
     }
 }
 
@@ -297,6 +331,57 @@ impl Connections {
 
     /// Registers an open connection under an id taken from [`Self::next_id`].
     pub fn register_as(self: &Arc<Self>, id: u64, info: ConnectionInfo) -> Registered {
+        match self.admit_as(id, info, Admission::default()) {
+            Ok(registered) => registered,
+            Err(_) => unreachable!("no limits to refuse by"),
+        }
+    }
+
+    /// Registers an open connection under a fresh id if it is within `limits`; otherwise
+    /// registers nothing and says which limit refused it ([`Error::NodeConnectionLimit`] or
+    /// [`Error::ConnectionLimit`], RabbitMQ's texts).
+    pub fn admit(
+        self: &Arc<Self>,
+        info: ConnectionInfo,
+        limits: Admission,
+    ) -> Result<Registered, Error> {
+        self.admit_as(self.next_id(), info, limits)
+    }
+
+    fn lock_counts(&self) -> std::sync::MutexGuard<'_, Counts> {
+        self.counts.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn admit_as(
+        self: &Arc<Self>,
+        id: u64,
+        info: ConnectionInfo,
+        limits: Admission,
+    ) -> Result<Registered, Error> {
+        let protocol = info.protocol;
+        let vhost = info.vhost.clone();
+        {
+            let mut counts = self.lock_counts();
+            let on_node = counts.per_protocol.get(&protocol).copied().unwrap_or(0);
+            if let Some(limit) = limits.node
+                && on_node >= limit
+            {
+                return Err(Error::NodeConnectionLimit { limit });
+            }
+            let key = (protocol, vhost.clone());
+            let on_vhost = counts.per_vhost.get(&key).copied().unwrap_or(0);
+            if let Some(limit) = limits.vhost
+                && on_vhost as u64 >= limit
+            {
+                return Err(Error::ConnectionLimit {
+                    vhost,
+                    user: info.user,
+                    limit,
+                });
+            }
+            *counts.per_protocol.entry(protocol).or_insert(0) += 1;
+            *counts.per_vhost.entry(key).or_insert(0) += 1;
+        }
         let connected_at_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
@@ -315,10 +400,12 @@ impl Connections {
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(id, Arc::clone(&connection));
-        Registered {
+        Ok(Registered {
             registry: Arc::clone(self),
             connection,
-        }
+            protocol,
+            vhost,
+        })
     }
 
     /// Every registered connection not asked to close (a snapshot, in id order).
@@ -402,6 +489,53 @@ mod tests {
             heartbeat: 60,
             tls: None,
         }
+    }
+
+    #[test]
+    fn admission_counts_per_protocol_and_vhost_and_frees_on_drop() {
+        let registry = Arc::new(Connections::default());
+        let vhost_two = Admission {
+            node: Some(3),
+            vhost: Some(2),
+        };
+        let a = registry.admit(info("/"), vhost_two).unwrap();
+        let _b = registry.admit(info("/"), vhost_two).unwrap();
+        let refused = registry.admit(info("/"), vhost_two).unwrap_err();
+        assert_eq!(
+            refused.to_string(),
+            "access to vhost '/' refused for user 'guest': connection limit (2) is reached"
+        );
+        let _c = registry.admit(info("other"), vhost_two).unwrap();
+        let refused = registry.admit(info("third"), vhost_two).unwrap_err();
+        assert_eq!(
+            refused.to_string(),
+            "connection refused: node connection limit (3) is reached"
+        );
+        let mut kafka = info("/");
+        kafka.protocol = Protocol::Kafka;
+        let _k = registry.admit(kafka, vhost_two).unwrap();
+        assert_eq!(registry.len(), 4, "a refusal registers nothing");
+        drop(a);
+        assert!(registry.admit(info("/"), vhost_two).is_ok());
+    }
+
+    #[test]
+    fn concurrent_admissions_never_overshoot() {
+        let registry = Arc::new(Connections::default());
+        let limits = Admission {
+            node: None,
+            vhost: Some(5),
+        };
+        let admitted: Vec<Registered> = std::thread::scope(|scope| {
+            let tries: Vec<_> = (0..32)
+                .map(|_| scope.spawn(|| registry.admit(info("/"), limits).ok()))
+                .collect();
+            tries
+                .into_iter()
+                .filter_map(|t| t.join().unwrap())
+                .collect()
+        });
+        assert_eq!(admitted.len(), 5);
     }
 
     #[test]

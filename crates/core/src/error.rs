@@ -93,6 +93,9 @@ pub enum Error {
         vhost: String,
         limit: u64,
     },
+    /// The node's connection limit for the protocol is reached.
+    #[error("connection refused: node connection limit ({limit}) is reached")]
+    NodeConnectionLimit { limit: usize },
     /// The vhost's `max-connections` limit is reached.
     #[error(
         "access to vhost '{vhost}' refused for user '{user}': connection limit ({limit}) is reached"

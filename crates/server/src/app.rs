@@ -41,11 +41,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     // Certificates first: a TLS listener without usable ones refuses to start.
     let tls = secure::acceptor(&config)?;
-    let amqp = Listener::bind("amqp", config.amqp.listen, config.amqp.max_connections).await?;
+    // AMQP listeners accept every client: `amqp.max_connections` is enforced at
+    // connection.open with RabbitMQ's 530, so a client over it learns why instead of waiting.
+    let amqp = Listener::bind("amqp", config.amqp.listen, usize::MAX).await?;
     let amqps = match &tls {
-        Some(_) if config.amqp.tls_enabled => Some(
-            Listener::bind("amqps", config.amqp.tls_listen, config.amqp.max_connections).await?,
-        ),
+        Some(_) if config.amqp.tls_enabled => {
+            Some(Listener::bind("amqps", config.amqp.tls_listen, usize::MAX).await?)
+        }
         _ => None,
     };
     let kafka_specs = ferrymq_kafka::listeners::specs(&config.kafka)

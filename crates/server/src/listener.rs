@@ -2,7 +2,8 @@
 //!
 //! The loop takes a connection permit, then accepts, then hands the socket to a per-connection
 //! handler in its own task. At `max_connections` it stops accepting (new clients wait in the
-//! kernel backlog) until a connection ends. Shutdown is a [`CancellationToken`]
+//! kernel backlog, as Kafka's `max.connections` makes them) until a connection ends; AMQP
+//! listeners take `usize::MAX` and refuse at `connection.open` instead. Shutdown is a [`CancellationToken`]
 //! ([`Shutdown::polite`]): the loop stops accepting and drops the listening socket at once, and
 //! every handler gets the same token.
 //!
@@ -126,7 +127,7 @@ impl Listener {
             max_connections,
             max_per_ip,
         } = self;
-        let limit = Arc::new(Semaphore::new(max_connections));
+        let limit = Arc::new(Semaphore::new(max_connections.min(Semaphore::MAX_PERMITS)));
         let per_ip = Arc::new(PerIp::default());
         let mut backoff = Duration::ZERO;
         loop {

@@ -280,8 +280,8 @@ pub fn check_tune_ok(offer: Tuned, ok: &connection::TuneOk) -> Result<Tuned, Amq
     })
 }
 
-/// connection.open: the vhost must exist, the user may use it, and it is below its
-/// `max-connections` limit.
+/// connection.open: the vhost must exist and the user may use it (its `max-connections` limit
+/// is checked when the connection is registered, see `Admission`).
 pub fn open_vhost(ctx: &AmqpContext, user: &User, vhost: &str) -> Result<Arc<VHost>, AmqpError> {
     let found = ctx.broker.vhost(vhost).ok_or_else(|| {
         AmqpError::from(CoreError::UnknownVhost {
@@ -295,23 +295,6 @@ pub fn open_vhost(ctx: &AmqpContext, user: &User, vhost: &str) -> Result<Arc<VHo
             user: user.name.clone(),
         })
         .on((10, 40)));
-    }
-    if let Some(limit) = found.meta().limit("max-connections") {
-        let open = ctx
-            .broker
-            .connections()
-            .list()
-            .iter()
-            .filter(|c| c.info().vhost == vhost)
-            .count();
-        if open as u64 >= limit {
-            return Err(AmqpError::from(CoreError::ConnectionLimit {
-                vhost: vhost.to_owned(),
-                user: user.name.clone(),
-                limit,
-            })
-            .on((10, 40)));
-        }
     }
     Ok(found)
 }

@@ -34,7 +34,9 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use ferrymq_core::connections::{ConnectionInfo, Counters, Protocol, TlsInfo, Transport};
+use ferrymq_core::connections::{
+    Admission, ConnectionInfo, Counters, Protocol, TlsInfo, Transport,
+};
 
 use crate::channel::Channel;
 use crate::codec::frame::{AmqpFrame, FRAME_MIN_SIZE, FrameError, FrameKind};
@@ -334,24 +336,37 @@ impl Connection {
             Ok(v) => v,
             Err(e) => return Err(self.close_with(e).await),
         };
+        // As RabbitMQ: the node's limit, then the vhost's, before open-ok. Checked and counted
+        // in one step, so connections opening at once cannot overshoot either.
+        let limits = Admission {
+            node: Some(self.ctx.config.max_connections),
+            vhost: vhost.meta().limit("max-connections"),
+        };
+        let admitted = self.ctx.broker.connections().admit(
+            ConnectionInfo {
+                protocol: Protocol::Amqp091,
+                peer: self.peer,
+                local: self.local,
+                user: user.name.clone(),
+                vhost: vhost.name().to_owned(),
+                auth_mechanism: info.mechanism.clone(),
+                client_properties: info.properties.clone(),
+                user_provided_name: info.name.clone(),
+                frame_max: tuned.frame_max,
+                channel_max: tuned.channel_max,
+                heartbeat: tuned.heartbeat,
+                tls: self.tls.clone(),
+            },
+            limits,
+        );
+        let registration = match admitted {
+            Ok(registration) => registration,
+            Err(e) => return Err(self.close_with(AmqpError::from(e).on((10, 40))).await),
+        };
         self.send0(&AMQPClass::Connection(connection::AMQPMethod::OpenOk(
             connection::OpenOk {},
         )));
         let (durable_tx, _) = mpsc::channel(1);
-        let registration = self.ctx.broker.connections().register(ConnectionInfo {
-            protocol: Protocol::Amqp091,
-            peer: self.peer,
-            local: self.local,
-            user: user.name.clone(),
-            vhost: vhost.name().to_owned(),
-            auth_mechanism: info.mechanism.clone(),
-            client_properties: info.properties.clone(),
-            user_provided_name: info.name.clone(),
-            frame_max: tuned.frame_max,
-            channel_max: tuned.channel_max,
-            heartbeat: tuned.heartbeat,
-            tls: self.tls.clone(),
-        });
         let counters = Arc::clone(&registration.connection().counters);
         self.outbox.attach_counters(Arc::clone(&counters));
         self.counters = Some(counters);
