@@ -45,6 +45,7 @@ pub mod header;
 pub mod listeners;
 pub mod message;
 mod sasl;
+pub mod session;
 pub mod topic_config;
 pub mod versions;
 

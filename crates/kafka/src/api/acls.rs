@@ -23,9 +23,9 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::{later, s};
 use crate::Ctx;
-use crate::connection::{ConnState, Reply};
 use crate::error::code;
 use crate::message::ResponseBody;
+use crate::session::{ConnState, Reply};
 
 const ANY: i8 = 1;
 

@@ -17,9 +17,9 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
 use super::{blocking, later, s};
-use crate::connection::Reply;
 use crate::error::{self, code};
 use crate::message::ResponseBody;
+use crate::session::Reply;
 use crate::{Ctx, topic_config};
 
 const SET: i8 = 0;

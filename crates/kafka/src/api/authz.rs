@@ -37,9 +37,9 @@ use kafka_protocol::messages::{
 };
 
 use crate::Ctx;
-use crate::connection::{ConnState, Reply};
 use crate::error::code;
 use crate::message::{RequestBody, ResponseBody};
+use crate::session::{ConnState, Reply};
 
 /// Entries for refused resources, added to the handler's response.
 pub(super) type Append = Box<dyn FnOnce(&mut ResponseBody) + Send>;

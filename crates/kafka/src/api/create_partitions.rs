@@ -7,9 +7,9 @@ use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse
 
 use super::{blocking, later, s};
 use crate::Ctx;
-use crate::connection::Reply;
 use crate::error::{self, code};
 use crate::message::ResponseBody;
+use crate::session::Reply;
 
 pub(super) fn handle(ctx: &Arc<Ctx>, request: CreatePartitionsRequest, _version: i16) -> Reply {
     let ctx = Arc::clone(ctx);

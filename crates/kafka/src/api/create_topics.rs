@@ -15,9 +15,9 @@ use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 
 use super::describe_configs::topic_entries;
 use super::{blocking, later, s, validate_topic_name};
-use crate::connection::{ConnState, Reply};
 use crate::error::{self, code};
 use crate::message::ResponseBody;
+use crate::session::{ConnState, Reply};
 use crate::{Ctx, topic_config};
 
 /// Checks one topic; the partition count and config to create it with.

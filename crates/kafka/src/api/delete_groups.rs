@@ -7,9 +7,9 @@ use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
 
 use super::later;
 use crate::Ctx;
-use crate::connection::Reply;
 use crate::error;
 use crate::message::ResponseBody;
+use crate::session::Reply;
 
 pub(super) fn handle(ctx: &Arc<Ctx>, request: DeleteGroupsRequest, _version: i16) -> Reply {
     let mut results = Vec::with_capacity(request.groups_names.len());

@@ -10,9 +10,9 @@ use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 
 use super::{blocking, later};
 use crate::Ctx;
-use crate::connection::Reply;
 use crate::error::{self, code};
 use crate::message::ResponseBody;
+use crate::session::Reply;
 
 pub(super) fn handle(ctx: &Arc<Ctx>, request: DeleteRecordsRequest, _version: i16) -> Reply {
     let ctx = Arc::clone(ctx);

@@ -10,9 +10,9 @@ use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicN
 
 use super::{blocking, later, s};
 use crate::Ctx;
-use crate::connection::{ConnState, Reply};
 use crate::error::{self, code};
 use crate::message::ResponseBody;
+use crate::session::{ConnState, Reply};
 
 pub(super) fn handle(
     ctx: &Arc<Ctx>,

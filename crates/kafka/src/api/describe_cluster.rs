@@ -8,9 +8,9 @@ use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeCluster
 use super::metadata::ALL_CLUSTER_OPERATIONS;
 use super::s;
 use crate::Ctx;
-use crate::connection::{ConnState, Reply};
 use crate::error::code;
 use crate::message::ResponseBody;
+use crate::session::{ConnState, Reply};
 
 /// DescribeCluster `endpoint_type` 1: broker endpoints (2, controllers, is not served).
 const ENDPOINT_BROKERS: i8 = 1;

@@ -16,9 +16,9 @@ use kafka_protocol::messages::describe_configs_response::{
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 
 use super::s;
-use crate::connection::Reply;
 use crate::error::code;
 use crate::message::ResponseBody;
+use crate::session::Reply;
 use crate::topic_config::{self, ConfigType, TOPIC_CONFIGS};
 use crate::{Ctx, KafkaConfig};
 

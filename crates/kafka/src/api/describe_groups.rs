@@ -9,9 +9,9 @@ use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
 
 use super::s;
 use crate::Ctx;
-use crate::connection::Reply;
 use crate::error::code;
 use crate::message::ResponseBody;
+use crate::session::Reply;
 
 /// READ, DELETE, DESCRIBE: the group operations (KIP-430), all allowed without ACLs.
 const GROUP_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8);

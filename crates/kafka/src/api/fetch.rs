@@ -28,9 +28,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::{later, leader_epoch_error};
 use crate::Ctx;
-use crate::connection::{ConnState, Reply};
 use crate::error::{self, code};
 use crate::message::ResponseBody;
+use crate::session::{ConnState, Reply};
 
 /// Longest long poll honoured, whatever the client asks.
 const MAX_WAIT_CAP: Duration = Duration::from_secs(30);

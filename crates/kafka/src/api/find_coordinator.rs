@@ -10,9 +10,9 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::s;
 use crate::Ctx;
-use crate::connection::{ConnState, Reply};
 use crate::error::code;
 use crate::message::ResponseBody;
+use crate::session::{ConnState, Reply};
 
 const KEY_GROUP: i8 = 0;
 

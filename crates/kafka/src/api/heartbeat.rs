@@ -6,9 +6,9 @@ use std::sync::Arc;
 use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
 
 use crate::Ctx;
-use crate::connection::Reply;
 use crate::error;
 use crate::message::ResponseBody;
+use crate::session::Reply;
 
 pub(super) fn handle(ctx: &Arc<Ctx>, request: &HeartbeatRequest, _version: i16) -> Reply {
     let result = ctx.groups.heartbeat(

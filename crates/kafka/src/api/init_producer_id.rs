@@ -11,9 +11,9 @@ use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, Pr
 
 use super::{blocking, later};
 use crate::Ctx;
-use crate::connection::Reply;
 use crate::error::{self, code};
 use crate::message::ResponseBody;
+use crate::session::Reply;
 
 pub(super) fn handle(ctx: &Arc<Ctx>, request: &InitProducerIdRequest, _version: i16) -> Reply {
     if request.transactional_id.is_some() {

@@ -13,9 +13,9 @@ use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
 
 use super::{later, s};
 use crate::Ctx;
-use crate::connection::{ConnState, Reply};
 use crate::error;
 use crate::message::ResponseBody;
+use crate::session::{ConnState, Reply};
 
 fn encode(r: JoinResponse, version: i16) -> ResponseBody {
     let error_code = r.error.as_ref().map_or(0, error::from_group);

@@ -6,9 +6,9 @@ use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
 
 use crate::Ctx;
-use crate::connection::Reply;
 use crate::error;
 use crate::message::ResponseBody;
+use crate::session::Reply;
 
 pub(super) fn handle(ctx: &Arc<Ctx>, request: &LeaveGroupRequest, version: i16) -> Reply {
     let members: Vec<(String, Option<String>)> = if version >= 3 {

@@ -9,8 +9,8 @@ use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
 
 use super::s;
 use crate::Ctx;
-use crate::connection::{ConnState, Reply};
 use crate::message::ResponseBody;
+use crate::session::{ConnState, Reply};
 
 pub(super) fn handle(
     ctx: &Arc<Ctx>,

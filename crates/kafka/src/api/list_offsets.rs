@@ -15,9 +15,9 @@ use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
 use super::{blocking, later, leader_epoch_error};
 use crate::Ctx;
-use crate::connection::{ConnState, Reply};
 use crate::error::{self, code};
 use crate::message::ResponseBody;
+use crate::session::{ConnState, Reply};
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;

@@ -16,9 +16,9 @@ use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, Topi
 
 use super::{s, topics};
 use crate::Ctx;
-use crate::connection::{ConnState, Reply};
 use crate::error::code;
 use crate::message::ResponseBody;
+use crate::session::{ConnState, Reply};
 
 /// Kafka `AclOperation` codes, as bits of the authorized-operations fields (v8+). ferrymq
 /// has no ACLs, so a client that asks is told every operation is allowed.

@@ -41,9 +41,9 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
 use crate::Ctx;
-use crate::connection::{ConnState, Reply};
 use crate::error::code;
 use crate::message::{KafkaRequest, RequestBody, ResponseBody};
+use crate::session::{ConnState, Reply};
 
 pub(crate) use topics::{leader_epoch_error, validate_topic_name};
 

@@ -16,9 +16,9 @@ use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 
 use super::{later, now_ms};
 use crate::Ctx;
-use crate::connection::{ConnState, Reply};
 use crate::error::{self, code};
 use crate::message::ResponseBody;
+use crate::session::{ConnState, Reply};
 
 pub(super) fn handle(
     ctx: &Arc<Ctx>,

@@ -14,9 +14,9 @@ use kafka_protocol::protocol::Decodable;
 
 use super::later;
 use crate::Ctx;
-use crate::connection::Reply;
 use crate::error::{self, code};
 use crate::message::ResponseBody;
+use crate::session::Reply;
 
 /// The topics of a `consumer` protocol subscription (a member's JoinGroup metadata:
 /// `version i16 | ConsumerProtocolSubscription`); `None` if malformed. Newer versions are read

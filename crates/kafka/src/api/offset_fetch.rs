@@ -13,8 +13,8 @@ use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse, TopicNam
 
 use super::s;
 use crate::Ctx;
-use crate::connection::Reply;
 use crate::message::ResponseBody;
+use crate::session::Reply;
 
 type Fetched = Vec<(String, i32, Option<CommittedOffset>)>;
 

@@ -11,9 +11,9 @@ use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpoch
 
 use super::leader_epoch_error;
 use crate::Ctx;
-use crate::connection::Reply;
 use crate::error::code;
 use crate::message::ResponseBody;
+use crate::session::Reply;
 
 pub(super) fn handle(
     ctx: &Arc<Ctx>,

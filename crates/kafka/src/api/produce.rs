@@ -23,9 +23,9 @@ use kafka_protocol::messages::produce_response::{PartitionProduceResponse, Topic
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
 use super::{later, now_ms, s, topics};
-use crate::connection::{ConnState, Reply};
 use crate::error::{self, code};
 use crate::message::ResponseBody;
+use crate::session::{ConnState, Reply};
 use crate::{Ctx, topic_config};
 
 fn failed(index: i32, code: i16, message: Option<String>) -> PartitionProduceResponse {

@@ -23,9 +23,9 @@ use kafka_protocol::messages::{
 
 use super::s;
 use crate::Ctx;
-use crate::connection::{ConnState, Reply};
 use crate::error::code;
 use crate::message::ResponseBody;
+use crate::session::{ConnState, Reply};
 
 /// Whether the connection may manage credentials.
 fn may_manage(ctx: &Ctx, conn: &ConnState) -> bool {

@@ -7,9 +7,9 @@ use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 
 use super::{later, s};
 use crate::Ctx;
-use crate::connection::{ConnState, Reply};
 use crate::error;
 use crate::message::ResponseBody;
+use crate::session::{ConnState, Reply};
 
 pub(super) fn handle(
     ctx: &Arc<Ctx>,
