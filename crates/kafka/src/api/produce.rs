@@ -151,8 +151,9 @@ struct Throttled {
 
 /// Under the memory alarm a produce waits (the connection reads nothing else meanwhile, as
 /// Kafka mutes a throttled channel, KIP-219) until the alarm clears or the request's timeout
-/// passes; under the disk alarm it is refused with the retriable `KAFKA_STORAGE_ERROR`.
-async fn throttle(ctx: &Ctx, conn: &ConnState, timeout: Duration) -> Throttled {
+/// passes (`deadline`); under the disk alarm it is refused with the retriable
+/// `KAFKA_STORAGE_ERROR`.
+async fn throttle(ctx: &Ctx, conn: &ConnState, deadline: tokio::time::Instant) -> Throttled {
     let alarms = ctx.broker.alarms();
     if !alarms.any() {
         return Throttled::default();
@@ -170,7 +171,7 @@ async fn throttle(ctx: &Ctx, conn: &ConnState, timeout: Duration) -> Throttled {
     }
     let started = tokio::time::Instant::now();
     let cleared = tokio::select! {
-        cleared = tokio::time::timeout(timeout, alarms.cleared()) => cleared.is_ok(),
+        cleared = tokio::time::timeout_at(deadline, alarms.cleared()) => cleared.is_ok(),
         () = conn.shutdown.cancelled() => false,
     };
     let waited_ms = i32::try_from(started.elapsed().as_millis()).unwrap_or(i32::MAX);
@@ -204,10 +205,12 @@ pub(super) async fn handle(
     } else {
         None
     };
+    // One budget for the whole request: time spent throttled counts against it.
     let timeout = Duration::from_millis(u64::try_from(request.timeout_ms).unwrap_or(0).max(1));
+    let deadline = tokio::time::Instant::now() + timeout;
     let throttled = match refuse_all {
         Some(_) => Throttled::default(),
-        None => throttle(ctx, conn, timeout).await,
+        None => throttle(ctx, conn, deadline).await,
     };
     let refuse_all = refuse_all.or(throttled.refusal);
     let mut responses = Vec::with_capacity(request.topic_data.len());
@@ -278,7 +281,6 @@ pub(super) async fn handle(
     }
     later(async move {
         let mut responses = responses;
-        let deadline = tokio::time::Instant::now() + timeout;
         for w in waiting {
             let outcome = tokio::time::timeout_at(deadline, w.partition.wait_visible(w.end)).await;
             let err = match outcome {
