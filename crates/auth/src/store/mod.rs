@@ -20,11 +20,15 @@ use ferrymq_core::store::{DefinitionStore, Kind, Pending};
 use serde::{Deserialize, Serialize};
 
 use crate::access::{Action, Refusal, ResourceType, TopicPatterns, TopicPermission};
-use crate::acl::{self, AclBinding, AclDecision, AclFilter, AclOperation, AclResource};
+use crate::acl::AclBinding;
 use crate::limiter::FailureLimiter;
 use crate::permission::Patterns;
 use crate::scram::{DEFAULT_ITERATIONS, Mechanism, ScramCredential};
 use crate::{Error, HashingAlgorithm, PasswordHash, Permission, Tags, UserConfig};
+
+mod kafka;
+
+pub use kafka::KafkaPrincipal;
 
 const SEEDED_KEY: &str = "auth.seeded";
 
@@ -121,33 +125,6 @@ fn permission_key(vhost: &str, user: &str) -> String {
 
 fn topic_key(vhost: &str, user: &str, exchange: &str) -> String {
     format!("{vhost}\0{user}\0{exchange}")
-}
-
-fn acl_key(acl: &AclBinding) -> String {
-    format!(
-        "{}\0{}\0{}\0{}\0{}\0{}\0{}",
-        acl.resource.code(),
-        acl.pattern.code(),
-        acl.name,
-        acl.principal,
-        acl.host,
-        acl.operation.code(),
-        acl.permission.code()
-    )
-}
-
-/// Who asks, for [`UserStore::authorize_kafka`].
-#[derive(Debug, Clone, Copy)]
-pub struct KafkaPrincipal<'a> {
-    /// The SASL user, a client certificate's subject, or `ANONYMOUS`.
-    pub name: &'a str,
-    /// The client's address, as ACL hosts name it.
-    pub host: &'a str,
-    /// The Kafka vhost (whose permissions apply where no ACL does).
-    pub vhost: &'a str,
-    /// Listed in `kafka.super_users`.
-    pub super_user: bool,
-    pub allow_everyone_if_no_acl_found: bool,
 }
 
 /// Decisions of one connection, kept while the store's [`UserStore::generation`] stands, so
@@ -725,106 +702,6 @@ impl UserStore {
             .keys()
             .any(|(v, u, _)| v == vhost && u == user)
     }
-
-    /// Every Kafka ACL.
-    pub fn acls(&self) -> Vec<AclBinding> {
-        self.read().acls.clone()
-    }
-
-    /// Adds an ACL (an existing equal one is kept: `Ok(None)`).
-    pub fn create_acl(&self, acl: AclBinding) -> Result<Option<Pending>, Error> {
-        let mut state = self.write();
-        if state.acls.contains(&acl) {
-            return Ok(None);
-        }
-        let pending = match &self.definitions {
-            Some(definitions) => Some(definitions.put_json(Kind::Acl, &acl_key(&acl), &acl)?),
-            None => None,
-        };
-        state.acls.push(acl);
-        Ok(pending)
-    }
-
-    /// Removes the ACLs `filter` matches; returns them.
-    pub fn delete_acls(
-        &self,
-        filter: &AclFilter,
-    ) -> Result<(Vec<AclBinding>, Option<Pending>), Error> {
-        let mut state = self.write();
-        let (gone, kept): (Vec<_>, Vec<_>) =
-            state.acls.drain(..).partition(|acl| filter.matches(acl));
-        state.acls = kept;
-        let mut pending = None;
-        if let Some(definitions) = &self.definitions {
-            for acl in &gone {
-                pending = definitions.remove(Kind::Acl, &acl_key(acl))?.or(pending);
-            }
-        }
-        Ok((gone, pending))
-    }
-
-    /// May `who` do `operation` to Kafka resource `name`? Super users may do anything; then
-    /// the ACLs decide; where no ACL names the resource, a user's permissions on the Kafka
-    /// vhost decide for topics (a topic is a stream queue there: read for READ, write for
-    /// WRITE, configure for CREATE, DELETE and ALTER, any for DESCRIBE) and any permission
-    /// on that vhost for groups and transactional ids; principals that are no user get
-    /// `allow_everyone_if_no_acl_found`.
-    pub fn authorize_kafka(
-        &self,
-        who: &KafkaPrincipal<'_>,
-        operation: AclOperation,
-        resource: AclResource,
-        name: &str,
-    ) -> bool {
-        let user = self.user(who.name);
-        if who.super_user || user.as_ref().is_some_and(|u| u.tags.is_administrator()) {
-            return true;
-        }
-        let principal = format!("User:{}", who.name);
-        let decision = acl::decide(
-            &self.read().acls,
-            &principal,
-            who.host,
-            operation,
-            resource,
-            name,
-        );
-        match decision {
-            AclDecision::Allowed => return true,
-            AclDecision::Denied => return false,
-            AclDecision::NoAcl => {}
-        }
-        let Some(user) = user else {
-            return who.allow_everyone_if_no_acl_found;
-        };
-        let Some(permission) = self.permission(who.vhost, &user.name) else {
-            return false;
-        };
-        use AclOperation::*;
-        match (resource, operation) {
-            (AclResource::Topic, Read) => permission.can_read(name),
-            (AclResource::Topic, Write) => permission.can_write(name),
-            (AclResource::Topic, Create | Delete | Alter | AlterConfigs) => {
-                permission.can_configure(name)
-            }
-            (AclResource::Topic, Describe | DescribeConfigs) => {
-                permission.can_read(name)
-                    || permission.can_write(name)
-                    || permission.can_configure(name)
-            }
-            (AclResource::Topic, All) => {
-                permission.can_read(name)
-                    && permission.can_write(name)
-                    && permission.can_configure(name)
-            }
-            (AclResource::Group | AclResource::TransactionalId, _) => true,
-            // Topic creation is then checked on the topic; the cluster's own settings and ACLs
-            // are for administrators.
-            (AclResource::Cluster, IdempotentWrite | Describe) => true,
-            _ => false,
-        }
-    }
-
     /// Removes every permission on `vhost` (the vhost was deleted).
     pub fn clear_vhost(&self, vhost: &str) -> Result<(), Error> {
         let users: Vec<String> = self
@@ -852,165 +729,4 @@ impl UserStore {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use ferrymq_log::LogConfig;
-
-    fn open_store(dir: &std::path::Path, seed: &[UserConfig]) -> (UserStore, Arc<DefinitionStore>) {
-        let (definitions, _) = DefinitionStore::open(dir, &LogConfig::default()).unwrap();
-        let definitions = Arc::new(definitions);
-        let store = UserStore::open(
-            &definitions,
-            seed,
-            &["guest".to_owned()],
-            &["/".to_owned(), "other".to_owned()],
-        )
-        .unwrap();
-        (store, definitions)
-    }
-
-    #[test]
-    fn guest_is_loopback_only_and_passwords_must_match() {
-        let store = UserStore::in_memory(
-            &[
-                UserConfig::new("guest", "guest", &["/"]),
-                UserConfig::new("admin", "pw", &["*"]),
-            ],
-            &["guest".to_owned()],
-        )
-        .unwrap();
-        assert!(store.authenticate("guest", "guest", true).is_ok());
-        assert!(matches!(
-            store.authenticate("guest", "guest", false),
-            Err(Error::LoopbackOnly { .. })
-        ));
-        assert!(matches!(
-            store.authenticate("guest", "gues", true),
-            Err(Error::LoginRefused { .. })
-        ));
-        assert!(matches!(
-            store.authenticate("nobody", "", true),
-            Err(Error::LoginRefused { .. })
-        ));
-        assert!(store.permission("/", "admin").is_some());
-        assert!(store.permission("other", "guest").is_none());
-    }
-
-    #[test]
-    fn users_and_permissions_survive_a_reopen_and_seeding_happens_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let seed = [UserConfig::new("guest", "guest", &["*"]).with_tags(&["administrator"])];
-        {
-            let (store, definitions) = open_store(dir.path(), &seed);
-            assert!(store.permission("other", "guest").is_some());
-            store
-                .put_user(UserUpdate {
-                    name: "app".into(),
-                    credentials: Credentials::Password {
-                        password: "pw".into(),
-                        algorithm: HashingAlgorithm::Sha512,
-                    },
-                    tags: Tags::parse("monitoring"),
-                })
-                .unwrap();
-            store.set_permission("/", "app", Patterns::all()).unwrap();
-            assert!(store.delete_user("guest").unwrap().is_some());
-            definitions.flush().unwrap();
-        }
-        let (store, _) = open_store(dir.path(), &seed);
-        // guest was seeded before and deleted since: it stays deleted.
-        assert!(store.user("guest").is_none());
-        assert!(store.permission("/", "guest").is_none());
-        let app = store.authenticate("app", "pw", false).unwrap();
-        assert!(app.tags.is_monitor());
-        assert_eq!(app.hash.algorithm(), HashingAlgorithm::Sha512);
-        assert!(store.permission("/", "app").is_some());
-    }
-
-    #[test]
-    fn authorisation_follows_the_patterns_and_topic_permissions_persist() {
-        let dir = tempfile::tempdir().unwrap();
-        let seed = [UserConfig::new("u", "pw", &[])];
-        {
-            let (store, definitions) = open_store(dir.path(), &seed);
-            let patterns = Patterns {
-                configure: "^cfg\\.".into(),
-                write: "".into(),
-                read: ".*".into(),
-            };
-            store.set_permission("/", "u", patterns).unwrap();
-            let q = ResourceType::Queue;
-            assert!(
-                store
-                    .authorize("u", "/", q, "cfg.a", Action::Configure)
-                    .is_ok()
-            );
-            let refused = store
-                .authorize("u", "/", q, "a", Action::Configure)
-                .unwrap_err();
-            assert_eq!(
-                refused.text,
-                "access to queue 'a' in vhost '/' refused for user 'u'"
-            );
-            assert!(
-                store
-                    .authorize("u", "/", ResourceType::Exchange, "", Action::Write)
-                    .is_ok()
-            );
-            assert!(
-                store
-                    .authorize("u", "other", q, "cfg.a", Action::Read)
-                    .is_err()
-            );
-            assert!(!store.has_topic_permissions("u", "/"));
-            let topic = TopicPatterns {
-                write: "^a\\.".into(),
-                read: ".*".into(),
-            };
-            store
-                .set_topic_permission("/", "u", "amq.topic", topic)
-                .unwrap();
-            definitions.flush().unwrap();
-        }
-        let (store, _) = open_store(dir.path(), &seed);
-        assert!(store.has_topic_permissions("u", "/"));
-        assert!(
-            store
-                .authorize_topic("u", "/", "amq.topic", "a.b", Action::Write)
-                .is_ok()
-        );
-        assert!(
-            store
-                .authorize_topic("u", "/", "amq.topic", "b.b", Action::Write)
-                .is_err()
-        );
-        assert!(
-            store
-                .authorize_topic("u", "/", "other", "b.b", Action::Write)
-                .is_ok()
-        );
-        store.clear_vhost("/").unwrap();
-        assert!(store.topic_permissions().is_empty());
-    }
-
-    #[test]
-    fn a_permission_needs_a_user_and_updates_keep_the_password() {
-        let store = UserStore::in_memory(&[UserConfig::new("u", "pw", &["/"])], &[]).unwrap();
-        assert!(matches!(
-            store.set_permission("/", "ghost", Patterns::all()),
-            Err(Error::NoSuchUser { .. })
-        ));
-        let (created, _) = store
-            .put_user(UserUpdate {
-                name: "u".into(),
-                credentials: Credentials::Unchanged,
-                tags: Tags::parse("management"),
-            })
-            .unwrap();
-        assert!(!created);
-        assert!(store.authenticate("u", "pw", false).is_ok());
-        store.clear_vhost("/").unwrap();
-        assert!(store.permission("/", "u").is_none());
-        assert!(store.clear_permission("/", "u").unwrap().is_none());
-    }
-}
+mod tests;
