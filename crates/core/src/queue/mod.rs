@@ -121,6 +121,10 @@ struct State {
     deleted: bool,
     /// A non-durable queue that could not start paging tries again after this.
     paging_retry_at: Option<Instant>,
+    /// Messages refused for want of storage since the last such log line, and when it was
+    /// written (a full disk refuses every publish: one line a second says so).
+    refused_unlogged: u64,
+    refusal_logged_at: Option<Instant>,
 }
 
 /// A queue's depth and consumers at one moment.
@@ -215,6 +219,8 @@ impl Queue {
                 timer_running: false,
                 deleted: false,
                 paging_retry_at: None,
+                refused_unlogged: 0,
+                refusal_logged_at: None,
             }),
             spec,
             owner,

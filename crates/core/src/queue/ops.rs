@@ -83,8 +83,7 @@ impl Queue {
                         durable = wait;
                     }
                     Err(e) => {
-                        tracing::error!(queue = %self.name(), vhost = %self.vhost_name,
-                            "message refused: cannot store it: {e}");
+                        self.log_refusal(&mut st, &e);
                         return Enqueued::Rejected;
                     }
                 }
@@ -120,6 +119,21 @@ impl Queue {
         };
         self.finish(fx);
         outcome
+    }
+
+    /// Logs a message refused because it cannot be stored: at once, then at most once a second
+    /// with the number refused meanwhile.
+    fn log_refusal(&self, st: &mut State, e: &Error) {
+        const EVERY: Duration = Duration::from_secs(1);
+        st.refused_unlogged += 1;
+        let now = Instant::now();
+        if st.refusal_logged_at.is_some_and(|at| now < at + EVERY) {
+            return;
+        }
+        tracing::error!(queue = %self.name(), vhost = %self.vhost_name,
+            refused = st.refused_unlogged, "messages refused: cannot store them: {e}");
+        st.refused_unlogged = 0;
+        st.refusal_logged_at = Some(now);
     }
 
     fn new_entry(&self, st: &mut State, message: Arc<Message>, now: Instant) -> Entry {
