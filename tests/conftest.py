@@ -147,6 +147,16 @@ def wait_until(predicate, timeout=10.0, interval=0.05, message="condition"):
     raise AssertionError(f"{message} not met within {timeout}s")
 
 
+def get_all(ch, queue):
+    """Every message of `queue`, taken with basic.get and auto-ack: (method, properties, body)."""
+    got = []
+    while True:
+        method, props, body = ch.basic_get(queue, auto_ack=True)
+        if method is None:
+            return got
+        got.append((method, props, body))
+
+
 def _report(broker: Broker, request):
     rep = getattr(request.node, "rep_call", None)
     if rep is not None and rep.failed:

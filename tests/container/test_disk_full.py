@@ -10,6 +10,7 @@ import pika
 import pytest
 from confluent_kafka import KafkaError, Producer
 
+from conftest import get_all
 from docker_util import dock, engine, ferrymq_image, free_port  # noqa: F401 (fixtures)
 
 READY = "ferrymq ready"
@@ -72,12 +73,7 @@ def test_a_full_disk_nacks_and_recovers_once_space_is_freed(dock):
     ch.queue_delete("fill")
     ch.basic_publish("", "keep", b"after", persistent)  # confirmed again: no NackError
     assert produce_one(ports, b"after") is None
-    bodies = []
-    while True:
-        method, _, body = ch.basic_get("keep", auto_ack=True)
-        if method is None:
-            break
-        bodies.append(body)
+    bodies = [body for _, _, body in get_all(ch, "keep")]
     assert bodies == [f"kept-{i}".encode() for i in range(10)] + [b"after"]
     conn.close()
     assert dock.state(name)["Running"], dock.logs(name)[-3000:]

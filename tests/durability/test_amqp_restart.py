@@ -9,6 +9,8 @@ import decimal
 import pika
 import pytest
 
+from conftest import get_all
+
 
 def connect(broker):
     return pika.BlockingConnection(pika.URLParameters(broker.amqp_url))
@@ -20,16 +22,6 @@ def closed_with(code, action):
         action()
     assert err.value.reply_code == code, err.value
     return err.value
-
-
-def get_all(ch, queue):
-    """Every message of `queue`, taken with basic.get and auto-ack: (method, properties, body)."""
-    got = []
-    while True:
-        method, props, body = ch.basic_get(queue, auto_ack=True)
-        if method is None:
-            return got
-        got.append((method, props, body))
 
 
 def declare_world(ch):

@@ -8,6 +8,8 @@ import pytest
 from confluent_kafka import TopicCollection
 from confluent_kafka.admin import AdminClient, ConfigResource, ConfigSource, NewPartitions, NewTopic
 
+from conftest import get_all
+
 CONFIG = """
 [server]
 vhosts = ["/", "events"]
@@ -112,12 +114,7 @@ def test_topics_stream_queues_and_a_second_vhost_survive(make_broker, tmp_path, 
     assert ch.queue_declare("ev-q", passive=True).method.message_count == 7
     ch.confirm_delivery()
     ch.basic_publish("ev-x", "ev.more", b"after", pika.BasicProperties(delivery_mode=2))
-    bodies = []
-    while True:
-        method, _, body = ch.basic_get("ev-q", auto_ack=True)
-        if method is None:
-            break
-        bodies.append(body)
+    bodies = [body for _, _, body in get_all(ch, "ev-q")]
     assert bodies == [b"event %d" % i for i in range(7)] + [b"after"]
     with pytest.raises(pika.exceptions.ChannelClosedByBroker) as err:
         conn.channel().queue_declare("ev-q", durable=True, arguments={"x-max-length": 5})

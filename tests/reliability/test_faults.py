@@ -12,7 +12,7 @@ import pika
 import pytest
 from confluent_kafka import Producer
 
-from conftest import wait_until
+from conftest import get_all, wait_until
 
 
 def test_missed_heartbeats_close_the_connection_and_requeue_its_unacked(broker):
@@ -132,9 +132,7 @@ def test_an_fsync_error_poisons_only_its_logs_and_shows_in_the_health_check(
     ch = conn.channel()
     ch.confirm_delivery()
     ch.basic_publish("", "doomed", b"again", persistent)
-    bodies = []
-    while (got := ch.basic_get("doomed", auto_ack=True))[0]:
-        bodies.append(got[2])
+    bodies = [body for _, _, body in get_all(ch, "doomed")]
     # A nack promises nothing either way: the refused message may have reached the disk.
     assert bodies[:3] == confirmed and bodies[-1] == b"again", bodies
     assert set(bodies[3:-1]) <= {b"after"}, bodies
