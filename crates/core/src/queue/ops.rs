@@ -76,7 +76,9 @@ impl Queue {
             let now = Instant::now();
             let mut entry = self.new_entry(&mut st, message, now);
             let mut durable = None;
-            if let Some(store) = st.ready.store_mut() {
+            // A durable queue's log takes every message now; a scratch store only what its queue
+            // spills from memory later.
+            if let Some(store) = st.ready.store_mut().filter(|s| !s.is_scratch()) {
                 match store.append(&entry.message, entry.level, entry.expires_at) {
                     Ok((offset, wait)) => {
                         entry.seq = offset;

@@ -189,11 +189,12 @@ impl Queue {
         let dir = storage.scratch_dir();
         let what = format!("queue '{}' in vhost '{}'", self.name(), self.vhost_name);
         let levels = usize::from(self.args.max_priority.unwrap_or(0)) + 1;
-        match store::Store::scratch(storage, &dir, what, levels, st.next_seq) {
+        let from = st.ready.spill_from().unwrap_or(st.next_seq);
+        match store::Store::scratch(storage, &dir, what, levels, from) {
             Ok(store) => {
                 tracing::info!(vhost = %self.vhost_name, queue = %self.name(),
                     dir = %dir.display(), "non-durable queue pages to disk (message cache full)");
-                st.ready.attach_store(store, st.next_seq);
+                st.ready.attach_store(store, from);
                 st.paging_retry_at = None;
                 self.start_maintenance();
             }

@@ -19,10 +19,12 @@
 //! (zero-copy views of the mapped segment). So memory does not grow with the backlog.
 //!
 //! A non-durable queue is charged to the same cache and starts without a store. When the
-//! cache is full it gets one (a scratch log, see [`Ready::attach_store`]) whose offsets
-//! continue its numbering: what it held moves to `front`, still charged, and from then on it
-//! pages exactly like a durable queue (RabbitMQ's classic queues v2 page transient messages
-//! the same way).
+//! cache is full it gets one (a scratch log, see [`Ready::attach_store`]) whose offsets are
+//! its sequence numbers. Unlike a durable queue's, nothing is written as messages arrive:
+//! when the cache is full again, every level's `back` is written in one append (offsets it
+//! skips are holes) and becomes `cold`; reading back is the durable queue's. So paging costs
+//! one write per cache-full of messages (RabbitMQ's classic queues v2 page transient messages
+//! the same way, in batches).
 //!
 //! # Invariants
 //! - `len`/`bytes` count every ready message (all three parts); `mem_*` only `front` and
@@ -97,6 +99,8 @@ pub(crate) struct Ready {
     cached: u64,
     /// `front` entries below this sequence number are charged too.
     charged_below: u64,
+    /// A scratch store's write failed (a full disk): entries stay in memory until then.
+    spill_retry_at: Option<Instant>,
     store: Option<Store>,
     cache: Option<Arc<Cache>>,
 }
@@ -132,6 +136,7 @@ impl Ready {
             mem_bytes: 0,
             cached: 0,
             charged_below: 0,
+            spill_retry_at: None,
             store: None,
             cache: None,
         }
@@ -186,13 +191,19 @@ impl Ready {
                 .is_some_and(|cache| !cache.fits(charge_of(message)))
     }
 
-    /// Gives an in-memory list a store whose next offset is `from`, above every sequence
-    /// number it holds: its in-memory entries move to `front` (which never spills) and stay
-    /// charged; newer messages are appended to the store and page as a durable queue's do.
+    /// Where a scratch store for this list must begin: its oldest entry in `back` (every
+    /// `back` entry is newer than every `front` one), if any.
+    pub(crate) fn spill_from(&self) -> Option<u64> {
+        self.levels
+            .iter()
+            .filter_map(|level| level.back.front().map(|e| e.seq))
+            .min()
+    }
+
+    /// Gives an in-memory list a scratch store whose next offset is `from` ([`Self::spill_from`]
+    /// or a sequence number not used yet). `front` stays in memory and charged; what `back`
+    /// holds is written to the store when the cache is next full ([`Self::push_back`]).
     pub(crate) fn attach_store(&mut self, store: Store, from: u64) {
-        for level in &mut self.levels {
-            level.front.extend(level.back.drain(..));
-        }
         self.charged_below = from;
         self.store = Some(store);
     }
@@ -260,9 +271,61 @@ impl Ready {
             }
             return;
         }
+        if self.store.as_ref().is_some_and(Store::is_scratch) {
+            self.spill_to_scratch(entry);
+            return;
+        }
         // The cache is full: this level's in-memory tail goes to disk-only, and so does the
         // new message (it is in the log already).
         self.spill(index);
+        if let Some(level) = self.levels.get_mut(index) {
+            level.cold.insert(entry.seq);
+        }
+    }
+
+    /// The cache is full and this non-durable queue's scratch store takes what memory cannot:
+    /// every level's `back` and `entry`, in sequence order, in one append; they become cold.
+    /// If the write fails (a full disk), `entry` stays in memory beyond the cache, and writing
+    /// is tried again a second later.
+    fn spill_to_scratch(&mut self, entry: Entry) {
+        const RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+        let now = Instant::now();
+        let may_write = self.spill_retry_at.is_none_or(|at| now >= at);
+        let written = match self.store.as_mut() {
+            Some(store) if may_write => {
+                let mut spilled: Vec<&Entry> =
+                    self.levels.iter().flat_map(|l| l.back.iter()).collect();
+                spilled.push(&entry);
+                spilled.sort_unstable_by_key(|e| e.seq);
+                store.append_spilled(&spilled).map_err(|e| {
+                    tracing::error!(queue = %store.dir().display(),
+                        "cannot page messages to disk, they stay in memory: {e}");
+                })
+            }
+            _ => Err(()),
+        };
+        if written.is_err() {
+            if may_write {
+                self.spill_retry_at = Some(now + RETRY);
+            }
+            let size = body(&entry);
+            if let Some(cache) = &self.cache {
+                cache.take(charge(&entry));
+                self.cached += charge(&entry);
+            }
+            self.mem_len += 1;
+            self.mem_bytes += size;
+            let index = self.level_index(entry.level);
+            if let Some(level) = self.levels.get_mut(index) {
+                level.back.push_back(entry);
+            }
+            return;
+        }
+        self.spill_retry_at = None;
+        for index in 0..self.levels.len() {
+            self.spill(index);
+        }
+        let index = self.level_index(entry.level);
         if let Some(level) = self.levels.get_mut(index) {
             level.cold.insert(entry.seq);
         }
@@ -380,7 +443,7 @@ impl Ready {
         let mut budget = REFILL_BYTES;
         let mut lost = Vec::new();
         while count < REFILL_ENTRIES && budget > 0 {
-            let Some((start, end)) = level.cold.first_range() else {
+            let Some(start) = level.cold.first() else {
                 break;
             };
             let entries = match store.read(start, budget) {
@@ -393,14 +456,23 @@ impl Ready {
                     continue;
                 }
             };
+            // The read may hold other levels' messages and holes between this level's: take
+            // this level's in order, as long as each is the next one it waits for.
             let mut progressed = false;
             for stored in entries {
-                if stored.offset >= end || count >= REFILL_ENTRIES {
+                if count >= REFILL_ENTRIES {
                     break;
                 }
-                if !level.cold.remove(stored.offset) {
+                let Some(next) = level.cold.first() else {
+                    break;
+                };
+                if stored.offset < next {
                     continue;
                 }
+                if stored.offset > next {
+                    break; // the log lacks `next`: found out by the next read
+                }
+                level.cold.remove(next);
                 progressed = true;
                 budget = budget.saturating_sub(stored.payload.len());
                 match record::decode_message(&stored.payload) {

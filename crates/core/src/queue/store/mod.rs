@@ -52,6 +52,7 @@ pub(crate) use recover::Recovered;
 use sync::Syncer;
 
 use super::DurabilityWait;
+use super::ready::Entry as Queued;
 use crate::Error;
 use crate::message::Message;
 
@@ -244,6 +245,9 @@ pub(crate) struct Store {
     journal_bytes: u64,
     compacting: Arc<AtomicBool>,
     pub(crate) clock: Clock,
+    /// A non-durable queue's scratch logs: messages are written only when the queue spills
+    /// them from memory (`append_spilled`), and nothing is journaled.
+    scratch: bool,
 }
 
 #[cfg(test)]
@@ -339,6 +343,71 @@ impl Store {
         Ok((offset, wait))
     }
 
+    /// Whether this is a non-durable queue's scratch store (see `Store::scratch`).
+    pub(crate) fn is_scratch(&self) -> bool {
+        self.scratch
+    }
+
+    /// Writes messages a non-durable queue no longer keeps in memory, in one append: each at
+    /// the offset of its sequence number, the offsets between them as holes (span only, no
+    /// payload), so sequence number and offset stay one. `entries` ascend and none is below
+    /// the log's end.
+    pub(crate) fn append_spilled(&mut self, entries: &[&Queued]) -> Result<(), Error> {
+        let now_ms = now_ms();
+        let mut encoded = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let expires_ms = entry.expires_at.map(|at| self.clock.to_wall(at));
+            let persistent = entry.message.properties.is_persistent();
+            let record =
+                record::encode_message(&entry.message, entry.level, persistent, expires_ms)
+                    .ok_or_else(|| Error::Internal {
+                        reason: "exchange or routing key too long to store".to_owned(),
+                    })?;
+            encoded.push(record);
+        }
+        let parts: Vec<[&[u8]; 3]> = encoded
+            .iter()
+            .zip(entries)
+            .map(|(record, entry)| {
+                [
+                    &record.head[..],
+                    &record.properties[..],
+                    &entry.message.body[..],
+                ]
+            })
+            .collect();
+        let hole: [&[u8]; 0] = [];
+        let mut batch = Vec::with_capacity(entries.len() + 1);
+        let mut at = self.messages.next_offset();
+        for (entry, parts) in entries.iter().zip(&parts) {
+            if entry.seq < at {
+                return Err(Error::Internal {
+                    reason: format!(
+                        "{}: spilled message {} below the log end {at}",
+                        self.what, entry.seq
+                    ),
+                });
+            }
+            while at < entry.seq {
+                let span = u32::try_from(entry.seq - at).unwrap_or(u32::MAX);
+                batch.push(Entry {
+                    timestamp: now_ms,
+                    span,
+                    parts: &hole,
+                });
+                at += u64::from(span);
+            }
+            batch.push(Entry {
+                timestamp: now_ms,
+                span: 1,
+                parts,
+            });
+            at += 1;
+        }
+        self.messages.append(&batch).map_err(storage(&self.what))?;
+        Ok(())
+    }
+
     /// Entries from `offset` on, up to `max_bytes` (at least one).
     pub(crate) fn read(&self, offset: u64, max_bytes: usize) -> Result<Vec<StoredEntry>, Error> {
         self.messages
@@ -360,18 +429,25 @@ impl Store {
     /// `offset` left the queue for good.
     pub(crate) fn ack(&mut self, offset: u64) {
         self.unacked.remove(offset);
-        self.pending.insert(offset);
+        if !self.scratch {
+            self.pending.insert(offset);
+        }
         self.removed_since_check += 1;
     }
 
     /// Every offset of `set` left the queue for good.
     pub(crate) fn ack_all(&mut self, set: &RangeSet) {
-        self.pending.extend(set);
+        if !self.scratch {
+            self.pending.extend(set);
+        }
         self.removed_since_check += set.len();
     }
 
     /// `offset` of `level` was handed to a consumer.
     pub(crate) fn delivered(&mut self, level: u8, offset: u64) {
+        if self.scratch {
+            return;
+        }
         if let Some(mark) = self.marks.get_mut(usize::from(level))
             && offset >= *mark
         {
@@ -384,7 +460,7 @@ impl Store {
 
     /// Journals what changed since the last call (one append), if anything did.
     pub(crate) fn flush_progress(&mut self) {
-        if self.pending.is_empty() && self.dirty_marks.is_empty() {
+        if self.scratch || (self.pending.is_empty() && self.dirty_marks.is_empty()) {
             return;
         }
         let mut items = Vec::new();
@@ -572,9 +648,10 @@ impl Store {
 }
 
 impl Store {
-    /// Appends `items` to the journal as one entry.
+    /// Appends `items` to the journal as one entry (nothing for a scratch store, which is
+    /// never recovered).
     fn journal(&mut self, items: &[Item]) -> Result<(), LogError> {
-        if items.is_empty() {
+        if items.is_empty() || self.scratch {
             return Ok(());
         }
         let mut out = BytesMut::new();

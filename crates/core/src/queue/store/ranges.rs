@@ -32,11 +32,6 @@ impl RangeSet {
         self.ranges.first_key_value().map(|(start, _)| *start)
     }
 
-    /// The first range `[start, end)`.
-    pub(crate) fn first_range(&self) -> Option<(u64, u64)> {
-        self.ranges.first_key_value().map(|(s, e)| (*s, *e))
-    }
-
     pub(crate) fn contains(&self, offset: u64) -> bool {
         self.ranges
             .range(..=offset)

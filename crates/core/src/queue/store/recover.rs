@@ -225,9 +225,9 @@ pub(super) fn open(
     ))
 }
 
-/// New, empty logs in `dir` for a non-durable queue that pages to disk: message offsets
-/// continue the queue's numbering from `from`, nothing is fsynced (non-durable queues do not
-/// survive a restart, so their files are removed at start instead of recovered).
+/// New, empty logs in `dir` for a non-durable queue that pages to disk: message offsets are
+/// the queue's sequence numbers from `from` on, nothing is fsynced or journaled (non-durable
+/// queues do not survive a restart, so their files are removed at start, never recovered).
 pub(super) fn scratch(
     ctx: &StorageContext,
     dir: &Path,
@@ -253,15 +253,9 @@ pub(super) fn scratch(
         });
     }
     let marks = vec![0; levels.max(1)];
-    Ok(assemble(
-        dir,
-        what,
-        messages,
-        index,
-        acks,
-        FsyncPolicy::Never,
-        marks,
-    ))
+    let mut store = assemble(dir, what, messages, index, acks, FsyncPolicy::Never, marks);
+    store.scratch = true;
+    Ok(store)
 }
 
 fn assemble(
@@ -291,6 +285,7 @@ fn assemble(
         journal_bytes: 0,
         compacting: Arc::new(AtomicBool::new(false)),
         clock: super::Clock::now(),
+        scratch: false,
         what,
     }
 }

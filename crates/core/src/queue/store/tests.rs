@@ -635,3 +635,33 @@ fn a_non_durable_queue_pages_to_scratch_files_once_the_cache_is_full() {
     assert!(vhost(&broker).queue("t").is_err());
     assert_eq!(files_under(&scratch), 0);
 }
+
+#[test]
+fn a_paging_priority_queue_keeps_each_levels_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = open(dir.path(), 8 * 1024, 64 * 1024);
+    let v = vhost(&broker);
+    let mut spec = QueueSpec::new("prio");
+    spec.arguments.push("x-max-priority", FieldValue::U8(3));
+    let q = v.declare_queue(spec, false, 1).unwrap().queue;
+    for i in 0..3000 {
+        let priority = u8::try_from(i % 4).unwrap();
+        q.publish(message(
+            &format!("{priority}-{i:05}"),
+            false,
+            Some(priority),
+        ));
+    }
+    assert!(files_under(&dir.path().join("transient")) > 0, "paged");
+    let bodies: Vec<String> = drain(&q).into_iter().map(|(b, _)| b).collect();
+    let expected: Vec<String> = (0..4u32)
+        .rev()
+        .flat_map(|p| {
+            (0..3000)
+                .filter(move |i| i % 4 == p)
+                .map(move |i| format!("{p}-{i:05}"))
+        })
+        .collect();
+    assert_eq!(bodies, expected);
+    assert_eq!(v.storage().cache.used(), 0);
+}
