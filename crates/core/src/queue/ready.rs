@@ -62,8 +62,11 @@ pub struct Entry {
 }
 
 /// Entries read back from disk at once.
-const REFILL_ENTRIES: usize = 64;
+const REFILL_ENTRIES: usize = 256;
 const REFILL_BYTES: usize = 128 * 1024;
+/// The smallest read of a refill, and the first guess of an entry's size on disk.
+const MIN_READ_BYTES: usize = 4096;
+const FIRST_ESTIMATE: usize = 256;
 
 #[derive(Debug, Default)]
 struct Level {
@@ -101,6 +104,8 @@ pub(crate) struct Ready {
     charged_below: u64,
     /// A scratch store's write failed (a full disk): entries stay in memory until then.
     spill_retry_at: Option<Instant>,
+    /// Bytes an entry took on disk in the last refill, to size the next read.
+    entry_estimate: usize,
     store: Option<Store>,
     cache: Option<Arc<Cache>>,
 }
@@ -137,6 +142,7 @@ impl Ready {
             cached: 0,
             charged_below: 0,
             spill_retry_at: None,
+            entry_estimate: FIRST_ESTIMATE,
             store: None,
             cache: None,
         }
@@ -432,6 +438,8 @@ impl Ready {
 
     /// Reads the next cold entries of level `index` into its `front`.
     fn refill(&mut self, index: usize) {
+        let interleaved = self.levels.len();
+        let mut estimate = self.entry_estimate;
         let Some(level) = self.levels.get_mut(index) else {
             return;
         };
@@ -446,8 +454,20 @@ impl Ready {
             let Some(start) = level.cold.first() else {
                 break;
             };
-            let entries = match store.read(start, budget) {
-                Ok(entries) => entries,
+            // Read about what the entries still wanted take (a priority queue's levels
+            // interleave in its log), not the whole budget: a read checks every entry it returns.
+            let wanted = (REFILL_ENTRIES - count).saturating_mul(interleaved);
+            let read_bytes = wanted
+                .saturating_mul(estimate)
+                .clamp(MIN_READ_BYTES, budget.max(MIN_READ_BYTES));
+            let entries = match store.read(start, read_bytes) {
+                Ok(entries) => {
+                    let bytes: usize = entries.iter().map(|e| e.payload.len()).sum();
+                    if let Some(each) = bytes.checked_div(entries.len()) {
+                        estimate = each.max(1);
+                    }
+                    entries
+                }
                 Err(e) => {
                     tracing::error!(queue = %store.dir().display(), offset = start,
                         "message unreadable, dropped: {e}");
@@ -512,6 +532,7 @@ impl Ready {
             self.len -= 1;
             self.bytes = self.bytes.saturating_sub(size);
         }
+        self.entry_estimate = estimate;
     }
 
     /// Removes, from the head of every level, entries that have expired at `now`.
