@@ -4,12 +4,15 @@ The binary is `$TEST_FERRYMQ_BIN` (the Makefile points it at the freshly built o
 bounded; readiness is the `ferrymq ready ...` line the binary logs once every listener is bound.
 """
 
+import json
 import os
 import re
 import signal
 import subprocess
 import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -145,6 +148,17 @@ def wait_until(predicate, timeout=10.0, interval=0.05, message="condition"):
             return value
         time.sleep(interval)
     raise AssertionError(f"{message} not met within {timeout}s")
+
+
+def api_get(broker, path):
+    """GET `path` of the management API as guest: (status, decoded JSON body), errors too."""
+    request = urllib.request.Request(broker.http_url + path)
+    request.add_header("Authorization", "Basic Z3Vlc3Q6Z3Vlc3Q=")  # guest:guest
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as e:
+        return e.code, json.load(e)
 
 
 def get_all(ch, queue):

@@ -8,35 +8,23 @@ ballast file on the data dir's file system, as any other writer there would.
 """
 
 import asyncio
-import json
 import logging
 import os
 import time
-import urllib.request
 
 import aio_pika
 import pika
 import pytest
 from confluent_kafka import Consumer, Producer
 
-from conftest import wait_until
+from conftest import api_get, wait_until
 
 MIB = 1024 * 1024
 BODY = b"m" * MIB
 
 
-def api(broker, path):
-    request = urllib.request.Request(broker.http_url + path)
-    request.add_header("Authorization", "Basic Z3Vlc3Q6Z3Vlc3Q=")  # guest:guest
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.load(response)
-    except urllib.error.HTTPError as e:
-        return e.code, json.load(e)
-
-
 def node(broker):
-    status, nodes = api(broker, "/api/nodes")
+    status, nodes = api_get(broker, "/api/nodes")
     assert status == 200
     return nodes[0]
 
@@ -95,7 +83,7 @@ def test_memory_alarm_blocks_publishers_while_a_consumer_drains(make_broker, idl
     sent = fill_until_blocked(publisher, ch, "backlog", events)
     assert events == [("blocked", "low on memory")]
     assert wait_until(lambda: node(b)["mem_alarm"], message="mem_alarm in /api/nodes")
-    status, body = api(b, "/api/health/checks/alarms")
+    status, body = api_get(b, "/api/health/checks/alarms")
     assert status == 503 and body["status"] == "failed"
     assert [a["resource"] for a in body["alarms"]] == ["memory"]
     b.wait_for_log("memory alarm set")
@@ -108,7 +96,7 @@ def test_memory_alarm_blocks_publishers_while_a_consumer_drains(make_broker, idl
     pump(consumer, lambda: len(got) == sent, timeout=60)
     pump(publisher, lambda: events[-1][0] == "unblocked")
     b.wait_for_log("memory alarm cleared")
-    assert api(b, "/api/health/checks/alarms")[0] == 200
+    assert api_get(b, "/api/health/checks/alarms")[0] == 200
     ch.confirm_delivery()
     ch.basic_publish("", "backlog", b"after")
     pump(consumer, lambda: len(got) == sent + 1)
@@ -255,7 +243,7 @@ def test_disk_alarm_blocks_amqp_and_kafka_until_space_is_freed(make_broker, tmp_
     try:
         wait_until(lambda: node(b)["disk_free_alarm"], timeout=10, message="disk alarm")
         b.wait_for_log("disk alarm set")
-        status, body = api(b, "/api/health/checks/alarms")
+        status, body = api_get(b, "/api/health/checks/alarms")
         assert status == 503 and [a["resource"] for a in body["alarms"]] == ["disk"]
         pump(publisher, lambda: events)
         assert events == [("blocked", "low on disk")]

@@ -1,10 +1,8 @@
 """Faults: a consumer that falls silent gives its deliveries back; a disk whose fsync fails
 poisons only the logs on it, visibly, until a restart recovers them."""
 
-import json
 import subprocess
 import time
-import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -12,7 +10,7 @@ import pika
 import pytest
 from confluent_kafka import Producer
 
-from conftest import get_all, wait_until
+from conftest import api_get, get_all, wait_until
 
 
 def test_missed_heartbeats_close_the_connection_and_requeue_its_unacked(broker):
@@ -47,16 +45,6 @@ def fail_fsync_shim(tmp_path_factory):
     subprocess.run(["cc", "-shared", "-fPIC", "-O1", "-o", str(out), str(SHIM), "-ldl"],
                    check=True, timeout=60)
     return out
-
-
-def api(broker, path):
-    request = urllib.request.Request(broker.http_url + path)
-    request.add_header("Authorization", "Basic Z3Vlc3Q6Z3Vlc3Q=")  # guest:guest
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.load(response)
-    except urllib.error.HTTPError as e:
-        return e.code, json.load(e)
 
 
 def metric(broker, name):
@@ -98,7 +86,7 @@ def test_an_fsync_error_poisons_only_its_logs_and_shows_in_the_health_check(
         ch.basic_publish("", "doomed", body, persistent)
     for topic in ("doomed-events", "healthy-events"):
         assert produce(broker.bootstrap, topic, b"before") is None
-    assert api(broker, "/api/health/checks/storage")[0] == 200
+    assert api_get(broker, "/api/health/checks/storage")[0] == 200
 
     armed.touch()  # from now on every fsync of a "doomed" file fails with EIO
     with pytest.raises(pika.exceptions.NackError):
@@ -111,7 +99,7 @@ def test_an_fsync_error_poisons_only_its_logs_and_shows_in_the_health_check(
     assert body == confirmed[0]
     ch.basic_nack(method.delivery_tag, requeue=True)
 
-    status, check = api(broker, "/api/health/checks/storage")
+    status, check = api_get(broker, "/api/health/checks/storage")
     assert status == 503 and check["status"] == "failed", check
     dirs = [log["dir"] for log in check["logs"]]
     assert any("/queues/" in d and "doomed" in d for d in dirs), dirs
@@ -126,7 +114,7 @@ def test_an_fsync_error_poisons_only_its_logs_and_shows_in_the_health_check(
     # writes again and the check is healthy.
     armed.unlink()
     broker.restart(crash=True)
-    assert api(broker, "/api/health/checks/storage")[0] == 200
+    assert api_get(broker, "/api/health/checks/storage")[0] == 200
     assert metric(broker, "ferrymq_storage_failed_logs") == 0
     conn = pika.BlockingConnection(pika.URLParameters(broker.amqp_url))
     ch = conn.channel()
