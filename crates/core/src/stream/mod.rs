@@ -38,6 +38,7 @@ pub mod producer;
 mod producer_ids;
 pub mod records;
 mod registry;
+pub mod txn;
 
 use std::fmt;
 

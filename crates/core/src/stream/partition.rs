@@ -1,5 +1,6 @@
 //! One partition of a stream: a `ferrymq-log` log of record batches, its idempotent-producer
-//! state, its high watermark, and the wake-ups long-polling readers wait on.
+//! and transaction state (see `txn`: open transactions, aborted ones, the last stable
+//! offset), its high watermark, and the wake-ups long-polling readers wait on.
 //!
 //! ```text
 //! append ─(partition lock: sequence check, patch header, log append)─> next offset
@@ -29,6 +30,7 @@ use super::batch::RecordBatch;
 use super::config::{Effective, TimestampType};
 use super::encode::EncodedBatch;
 use super::producer::{AppendedBatch, Producers, SequenceCheck};
+use super::txn::{self, AbortedTxn, Outcome, PartitionTxns};
 use crate::Error;
 
 /// Records of an append, as Produce answers them.
@@ -57,6 +59,8 @@ pub struct Partition {
     index: u32,
     log: Log,
     state: Mutex<Producers>,
+    /// Taken under `state` when both are (appends and markers update both at once).
+    txns: Mutex<PartitionTxns>,
     settings: RwLock<Effective>,
     high_watermark: watch::Sender<u64>,
     data: Notify,
@@ -95,6 +99,7 @@ impl Partition {
             index,
             log,
             state: Mutex::new(producers),
+            txns: Mutex::new(PartitionTxns::default()),
             settings: RwLock::new(settings),
             high_watermark: watch::Sender::new(next),
             data: Notify::new(),
@@ -193,6 +198,8 @@ impl Partition {
             }
             _ => (Producers::default(), tail),
         };
+        // Transactions are rebuilt from the same batches.
+        let mut txns = PartitionTxns::default();
         while at < end {
             let entries = self.read_entries(at, 8 << 20)?;
             let Some(last) = entries.last() else { break };
@@ -200,11 +207,14 @@ impl Partition {
             for entry in entries {
                 if let Ok(batch) = RecordBatch::from_stored(entry.payload) {
                     producers.replay(&batch);
+                    txns.replay(&batch, entry.offset);
                 }
             }
         }
         producers.truncate_below(start);
+        txns.trim(start);
         *lock(&self.state) = producers;
+        *lock(&self.txns) = txns;
         Ok(())
     }
 
@@ -270,6 +280,9 @@ impl Partition {
         };
         let appended = appender.append(&[entry]).map_err(|e| self.storage(e))?;
         drop(appender);
+        if txn::is_transactional_data(batch) {
+            lock(&self.txns).on_data(batch.producer_id(), base_offset);
+        }
         if idempotent {
             producers.record(
                 batch.producer_id(),
@@ -295,6 +308,77 @@ impl Partition {
             log_start_offset: self.log.start_offset(),
             duplicate: false,
         })
+    }
+
+    /// Appends the marker ending `producer_id`'s transaction here (a control batch, see
+    /// `txn`), as the transaction coordinator does for every partition of a transaction. A
+    /// marker of an older epoch than the producer's is fenced.
+    pub fn write_marker(
+        self: &Arc<Self>,
+        producer_id: i64,
+        producer_epoch: i16,
+        outcome: Outcome,
+        coordinator_epoch: i32,
+        now_ms: i64,
+    ) -> Result<Appended, Error> {
+        self.check_alive()?;
+        let bytes = txn::marker_batch(
+            producer_id,
+            producer_epoch,
+            outcome,
+            coordinator_epoch,
+            now_ms,
+        );
+        let batch = RecordBatch::parse(bytes).map_err(|e| Error::Internal {
+            reason: format!("transaction marker: {e}"),
+        })?;
+        let mut producers = lock(&self.state);
+        producers.apply_marker(producer_id, producer_epoch)?;
+        let mut appender = self.log.appender().map_err(|e| self.storage(e))?;
+        let base_offset = appender.next_offset();
+        let header = batch.stored_header(base_offset, None);
+        let body = batch
+            .bytes()
+            .get(super::batch::HEADER_LEN..)
+            .unwrap_or_default();
+        let entry = Entry {
+            timestamp: now_ms,
+            span: 1,
+            parts: &[&header, body],
+        };
+        let appended = appender.append(&[entry]).map_err(|e| self.storage(e))?;
+        drop(appender);
+        lock(&self.txns).on_marker(producer_id, outcome, base_offset);
+        drop(producers);
+        if self.settings().fsync == FsyncPolicy::Always {
+            self.schedule_sync();
+        } else {
+            self.publish(appended.next_offset);
+        }
+        Ok(Appended {
+            base_offset,
+            end_offset: appended.next_offset,
+            log_append_time: -1,
+            log_start_offset: self.log.start_offset(),
+            duplicate: false,
+        })
+    }
+
+    /// Everything below this offset is committed or aborted (what read_committed consumers
+    /// may read up to): the first offset of the oldest open transaction, else the high
+    /// watermark.
+    pub fn last_stable_offset(&self) -> u64 {
+        lock(&self.txns).last_stable_offset(self.high_watermark())
+    }
+
+    /// Whether `producer_id` has a transaction open in this partition.
+    pub fn has_open_transaction(&self, producer_id: i64) -> bool {
+        lock(&self.txns).is_open(producer_id)
+    }
+
+    /// The aborted transactions a read_committed fetch of `[from, upto)` must report.
+    pub fn aborted_between(&self, from: u64, upto: u64) -> Vec<AbortedTxn> {
+        lock(&self.txns).aborted_between(from, upto)
     }
 
     /// Appends a one-record batch built by [`EncodedBatch::single`] (an AMQP publish): its
@@ -519,6 +603,7 @@ impl Partition {
                 .advance_start(offset)
                 .map_err(|e| self.storage(e))?;
             lock(&self.state).truncate_below(offset);
+            lock(&self.txns).trim(offset);
         }
         Ok(self.log.start_offset())
     }
@@ -531,6 +616,7 @@ impl Partition {
             .map_err(|e| self.storage(e))?;
         if retained.segments_deleted > 0 {
             lock(&self.state).truncate_below(retained.start_offset);
+            lock(&self.txns).trim(retained.start_offset);
             tracing::info!(stream = %self.stream, partition = self.index,
                 segments = retained.segments_deleted, bytes = retained.bytes_deleted,
                 start_offset = retained.start_offset, "retention deleted segments");

@@ -140,9 +140,32 @@ impl Producers {
         state.batches.push_back(appended);
     }
 
+    /// A transaction marker of `producer_id` at `epoch`: fenced if older than the producer's
+    /// epoch; a newer epoch becomes the producer's, with no batches remembered (its next batch
+    /// may begin anywhere). Markers take no sequence numbers.
+    pub fn apply_marker(&mut self, producer_id: i64, epoch: i16) -> Result<(), SequenceError> {
+        match self.map.get_mut(&producer_id) {
+            Some(state) if epoch < state.epoch => Err(SequenceError::Fenced {
+                producer_id,
+                epoch,
+                current: state.epoch,
+            }),
+            Some(state) if epoch > state.epoch => {
+                state.epoch = epoch;
+                state.batches.clear();
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Replays a stored batch (recovery).
     pub fn replay(&mut self, batch: &RecordBatch) {
         if batch.producer_id() < 0 {
+            return;
+        }
+        if crate::stream::txn::is_control(batch) {
+            let _ = self.apply_marker(batch.producer_id(), batch.producer_epoch());
             return;
         }
         let appended = AppendedBatch {

@@ -5,7 +5,7 @@ use bytes::Bytes;
 use kafka_protocol::records::Compression;
 
 use super::batch::RecordBatch;
-use super::batch::tests::encoded;
+use super::batch::tests::{encoded, encoded_as};
 use super::*;
 use crate::{Error, FsyncMode, StorageConfig};
 
@@ -32,6 +32,10 @@ fn batch(n: i64) -> RecordBatch {
 
 fn idempotent(pid: i64, first: i32, n: i64) -> RecordBatch {
     RecordBatch::parse(encoded(n, Compression::Lz4, pid, first)).unwrap()
+}
+
+fn transactional(pid: i64, first: i32, n: i64) -> RecordBatch {
+    RecordBatch::parse(encoded_as(n, Compression::None, pid, first, true)).unwrap()
 }
 
 fn base_offsets(batches: &[Bytes]) -> Vec<i64> {
@@ -282,4 +286,60 @@ fn stream_ids_are_random_and_hex_round_trips() {
     assert_ne!(a, b);
     assert_eq!(StreamId::from_hex(&a.to_hex()), Some(a));
     assert_eq!(StreamId::from_hex("xyz"), None);
+}
+
+#[tokio::test]
+async fn transactions_hold_the_last_stable_offset_until_their_markers_and_survive_a_crash() {
+    use super::txn::Outcome;
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let streams = open(dir.path(), "/", defaults(FsyncMode::Never));
+        let p = streams
+            .create("t", 1, StreamConfig::default())
+            .unwrap()
+            .partition(0)
+            .unwrap();
+        p.append(&transactional(5, 0, 3), 1).unwrap(); // 0..3
+        p.append(&batch(2), 1).unwrap(); // 3..5
+        p.append(&transactional(6, 0, 2), 1).unwrap(); // 5..7
+        assert_eq!(p.last_stable_offset(), 0);
+        assert!(p.has_open_transaction(5) && p.has_open_transaction(6));
+        let commit = p.write_marker(5, 0, Outcome::Commit, 0, 2).unwrap();
+        assert_eq!(commit.base_offset, 7);
+        assert_eq!(p.last_stable_offset(), 5);
+        p.write_marker(6, 0, Outcome::Abort, 0, 2).unwrap(); // 8
+        assert_eq!(p.last_stable_offset(), 9);
+        let aborted = p.aborted_between(0, 9);
+        assert_eq!(
+            aborted
+                .iter()
+                .map(|t| (t.producer_id, t.first_offset, t.last_offset))
+                .collect::<Vec<_>>(),
+            [(6, 5, 8)]
+        );
+        // Markers take no sequence numbers: the producer's next batch follows its last one.
+        p.append(&transactional(5, 3, 1), 1).unwrap(); // 9, opens a new transaction
+        assert_eq!(p.last_stable_offset(), 9);
+        // A marker of an older epoch than the producer's is fenced.
+        p.write_marker(6, 1, Outcome::Abort, 0, 2).unwrap(); // 10: epoch 1 now
+        assert!(matches!(
+            p.write_marker(6, 0, Outcome::Abort, 0, 2),
+            Err(Error::Sequence(_))
+        ));
+        p.flush().unwrap();
+        // No close: as after kill -9.
+    }
+    let streams = open(dir.path(), "/", defaults(FsyncMode::Never));
+    let p = streams.get("t").unwrap().partition(0).unwrap();
+    assert_eq!(p.high_watermark(), 11);
+    assert_eq!(
+        p.last_stable_offset(),
+        9,
+        "the open transaction is open again"
+    );
+    assert_eq!(p.aborted_between(0, 11).len(), 1);
+    assert!(p.append(&transactional(5, 3, 1), 1).unwrap().duplicate);
+    p.write_marker(5, 0, Outcome::Abort, 0, 3).unwrap();
+    assert_eq!(p.last_stable_offset(), 12);
+    assert_eq!(p.aborted_between(9, 12).len(), 1);
 }

@@ -9,9 +9,20 @@ use crate::stream::records;
 
 /// A v2 batch of `n` records built by kafka-protocol's encoder (an independent encoder).
 pub(crate) fn encoded(n: i64, codec: Codec, producer_id: i64, base_sequence: i32) -> Bytes {
+    encoded_as(n, codec, producer_id, base_sequence, false)
+}
+
+/// As [`encoded`], the records of a transaction when `transactional`.
+pub(crate) fn encoded_as(
+    n: i64,
+    codec: Codec,
+    producer_id: i64,
+    base_sequence: i32,
+    transactional: bool,
+) -> Bytes {
     let recs: Vec<Record> = (0..n)
         .map(|i| Record {
-            transactional: false,
+            transactional,
             control: false,
             partition_leader_epoch: 0,
             delete_horizon: false,
