@@ -44,6 +44,7 @@ pub mod namespace;
 pub mod queue;
 pub mod store;
 pub mod stream;
+pub mod transactions;
 pub mod vhost;
 
 /// Latency histograms (fsync latency is recorded by every log).

@@ -86,6 +86,38 @@ impl Coordinator {
         Ok(Committed { errors, end })
     }
 
+    /// Applies the offsets of a committed transaction (TxnOffsetCommit's, checked when they
+    /// were sent) whatever the group's generation is now; await [`Self::wait_durable`] on the
+    /// end returned.
+    pub fn commit_transactional(
+        &self,
+        group_id: &str,
+        offsets: Vec<(String, i32, CommittedOffset)>,
+    ) -> Result<Option<u64>, GroupError> {
+        self.check_open()?;
+        let group = self.live_group_or_create(group_id);
+        let mut g = lock(&group);
+        let mut records = Vec::with_capacity(offsets.len());
+        for (topic, partition, value) in offsets {
+            g.offsets.insert((topic.clone(), partition), value.clone());
+            records.push(MetaRecord::Commit {
+                group: g.id.clone(),
+                topic,
+                partition,
+                value,
+            });
+        }
+        if records.is_empty() {
+            return Ok(None);
+        }
+        self.store
+            .append(&records)
+            .map(Some)
+            .map_err(|e| GroupError::Unstorable {
+                reason: e.to_string(),
+            })
+    }
+
     /// Waits until the offsets log is durable up to `end` (per the fsync policy).
     pub async fn wait_durable(&self, end: u64) -> Result<(), Error> {
         let store = Arc::clone(&self.store);

@@ -29,10 +29,12 @@ pub enum Kind {
     TopicPermission = 9,
     /// A Kafka ACL (key: its fields, `\0`-separated; value: the binding as JSON).
     Acl = 10,
+    /// A transactional id's state (in the transaction coordinator's own journal).
+    Transaction = 11,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 10] = [
+    pub const ALL: [Kind; 11] = [
         Kind::Vhost,
         Kind::User,
         Kind::Exchange,
@@ -43,6 +45,7 @@ impl Kind {
         Kind::Permission,
         Kind::TopicPermission,
         Kind::Acl,
+        Kind::Transaction,
     ];
 
     fn from_byte(byte: u8) -> Option<Kind> {
