@@ -47,6 +47,9 @@ pub struct KafkaConfig {
     /// `max.connections.per.ip`: a client address's further connections to a Kafka listener
     /// are closed as soon as they are accepted.
     pub max_connections_per_ip: usize,
+    /// `transaction.max.timeout.ms`: the longest `transaction.timeout.ms` a transactional
+    /// producer may ask for (InitProducerId beyond it: INVALID_TRANSACTION_TIMEOUT).
+    pub transaction_max_timeout_ms: i32,
     /// The virtual host whose streams are this listener's topics (its AMQP stream queues and
     /// Kafka topics are the same logs). Created at startup if missing.
     pub vhost: String,
@@ -99,6 +102,7 @@ impl Default for KafkaConfig {
             super_users: Vec::new(),
             max_connections: 10_000,
             max_connections_per_ip: 2_147_483_647,
+            transaction_max_timeout_ms: 900_000,
             vhost: "/".to_owned(),
             max_request_bytes: 100 * 1024 * 1024,
             node_id: 0,

@@ -8,6 +8,7 @@ use std::time::Duration;
 use ferrymq_core::group::{Coordinator, GroupConfig};
 use ferrymq_core::metrics::RequestMetrics;
 use ferrymq_core::stream::{ProducerIds, StreamDefaults, Streams, TimestampType};
+use ferrymq_core::transactions::TransactionCoordinator;
 use ferrymq_core::{Broker, Error, VHost};
 use kafka_protocol::messages::ApiKey;
 
@@ -24,6 +25,7 @@ pub struct Ctx {
     pub(crate) streams: Arc<Streams>,
     pub(crate) groups: Arc<Coordinator>,
     pub(crate) producer_ids: Arc<ProducerIds>,
+    pub(crate) txns: Arc<TransactionCoordinator>,
     pub(crate) advertised_host: String,
     pub(crate) advertised_port: i32,
     pub(crate) cluster_id: String,
@@ -142,6 +144,15 @@ impl Ctx {
         )?;
         groups.start();
         let producer_ids = Arc::new(ProducerIds::open(Arc::clone(broker.definitions()))?);
+        let txns = TransactionCoordinator::open(
+            &data_dir.join("meta").join("transactions"),
+            &broker.config().storage.metadata_log_config(),
+            Arc::clone(&streams),
+            Arc::clone(&producer_ids),
+            Arc::clone(&groups),
+            config.transaction_max_timeout_ms,
+        )?;
+        txns.start();
         let cluster_id = cluster_id(&data_dir)?;
         Ok(Arc::new(Self {
             broker,
@@ -150,6 +161,7 @@ impl Ctx {
             streams,
             groups,
             producer_ids,
+            txns,
             advertised_host: advertised_host.into(),
             advertised_port: i32::from(advertised_port),
             cluster_id,

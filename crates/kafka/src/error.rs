@@ -64,6 +64,30 @@ pub mod code {
     pub const UNKNOWN_TOPIC_ID: i16 = E::UnknownTopicId.code();
     pub const POLICY_VIOLATION: i16 = E::PolicyViolation.code();
     pub const MISMATCHED_ENDPOINT_TYPE: i16 = E::MismatchedEndpointType.code();
+    pub const INVALID_PRODUCER_ID_MAPPING: i16 = E::InvalidProducerIdMapping.code();
+    pub const INVALID_TRANSACTION_TIMEOUT: i16 = E::InvalidTransactionTimeout.code();
+    pub const CONCURRENT_TRANSACTIONS: i16 = E::ConcurrentTransactions.code();
+    pub const OPERATION_NOT_ATTEMPTED: i16 = E::OperationNotAttempted.code();
+    pub const PRODUCER_FENCED: i16 = E::ProducerFenced.code();
+}
+
+/// The Kafka error code for a transaction coordinator error. A fenced producer gets
+/// PRODUCER_FENCED where the API version knows it (Kafka sends it from InitProducerId v4,
+/// AddPartitionsToTxn v2, AddOffsetsToTxn v2, EndTxn v2, TxnOffsetCommit v3 on), else
+/// INVALID_PRODUCER_EPOCH.
+pub fn from_txn(error: &ferrymq_core::transactions::TxnError, fenced_code_from: bool) -> i16 {
+    use ferrymq_core::transactions::TxnError as T;
+    match error {
+        T::InvalidTimeout { .. } => code::INVALID_TRANSACTION_TIMEOUT,
+        T::Fenced if fenced_code_from => code::PRODUCER_FENCED,
+        T::Fenced => code::INVALID_PRODUCER_EPOCH,
+        T::InvalidMapping => code::INVALID_PRODUCER_ID_MAPPING,
+        T::ConcurrentTransactions => code::CONCURRENT_TRANSACTIONS,
+        T::InvalidState { .. } => code::INVALID_TXN_STATE,
+        T::UnknownPartition => code::UNKNOWN_TOPIC_OR_PARTITION,
+        T::NotAttempted => code::OPERATION_NOT_ATTEMPTED,
+        T::Storage { .. } => code::COORDINATOR_NOT_AVAILABLE,
+    }
 }
 
 /// The Kafka error code for a group error.

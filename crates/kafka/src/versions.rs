@@ -33,6 +33,11 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteRecords, 0, 2),
     (ApiKey::InitProducerId, 0, 4),
     (ApiKey::OffsetForLeaderEpoch, 2, 4),
+    // v4+ of AddPartitionsToTxn is KIP-890's broker-to-broker batch; clients send v0-3.
+    (ApiKey::AddPartitionsToTxn, 0, 3),
+    (ApiKey::AddOffsetsToTxn, 0, 3),
+    (ApiKey::EndTxn, 0, 3),
+    (ApiKey::TxnOffsetCommit, 0, 3),
     // v0 (no pattern type) is gone from Kafka 4 and from kafka-protocol.
     (ApiKey::DescribeAcls, 1, 3),
     (ApiKey::CreateAcls, 1, 3),
@@ -97,6 +102,12 @@ mod tests {
             ApiKey::OffsetForLeaderEpoch => {
                 r!(OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse)
             }
+            ApiKey::AddPartitionsToTxn => {
+                r!(AddPartitionsToTxnRequest, AddPartitionsToTxnResponse)
+            }
+            ApiKey::AddOffsetsToTxn => r!(AddOffsetsToTxnRequest, AddOffsetsToTxnResponse),
+            ApiKey::EndTxn => r!(EndTxnRequest, EndTxnResponse),
+            ApiKey::TxnOffsetCommit => r!(TxnOffsetCommitRequest, TxnOffsetCommitResponse),
             ApiKey::DescribeConfigs => r!(DescribeConfigsRequest, DescribeConfigsResponse),
             ApiKey::AlterConfigs => r!(AlterConfigsRequest, AlterConfigsResponse),
             ApiKey::CreatePartitions => r!(CreatePartitionsRequest, CreatePartitionsResponse),

@@ -21,9 +21,12 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use ferrymq_core::Error;
+use ferrymq_core::stream::batch::RecordBatch;
 use ferrymq_core::stream::{Partition, StreamId};
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId, TopicName};
 use tokio_util::sync::CancellationToken;
 
 use super::{later, leader_epoch_error};
@@ -116,6 +119,42 @@ fn concat(batches: Vec<Bytes>) -> Bytes {
     out.freeze()
 }
 
+/// The batches of a read below `lso`, and the aborted transactions that overlap them.
+fn committed_view(
+    partition: &Partition,
+    fetch_offset: i64,
+    lso: u64,
+    batches: Vec<Bytes>,
+) -> (Vec<Bytes>, Vec<AbortedTransaction>) {
+    let mut end = u64::try_from(fetch_offset).unwrap_or(0);
+    let kept: Vec<Bytes> = batches
+        .into_iter()
+        .take_while(|bytes| {
+            let Ok(batch) = RecordBatch::from_stored(bytes.clone()) else {
+                return false;
+            };
+            let base = u64::try_from(batch.base_offset()).unwrap_or(u64::MAX);
+            let next = base.saturating_add(u64::from(batch.span()));
+            if next > lso {
+                return false;
+            }
+            end = next;
+            true
+        })
+        .collect();
+    let from = u64::try_from(fetch_offset).unwrap_or(0);
+    let aborted = partition
+        .aborted_between(from, end)
+        .into_iter()
+        .map(|t| {
+            AbortedTransaction::default()
+                .with_producer_id(ProducerId(t.producer_id))
+                .with_first_offset(i64::try_from(t.first_offset).unwrap_or(i64::MAX))
+        })
+        .collect();
+    (kept, aborted)
+}
+
 /// One read over every requested partition.
 fn read_pass(targets: &[TopicTarget], max_bytes: usize, read_committed: bool) -> Pass {
     let mut budget = max_bytes;
@@ -151,10 +190,22 @@ fn read_pass(targets: &[TopicTarget], max_bytes: usize, read_committed: bool) ->
                 }),
             };
             let hw = i64::try_from(partition.high_watermark()).unwrap_or(i64::MAX);
+            let lso = partition.last_stable_offset();
             data = data
                 .with_high_watermark(hw)
-                .with_last_stable_offset(hw)
+                .with_last_stable_offset(i64::try_from(lso).unwrap_or(i64::MAX))
                 .with_log_start_offset(i64::try_from(partition.log_start_offset()).unwrap_or(0));
+            // read_committed: nothing at or past the last stable offset, and the aborted
+            // transactions among what is returned, for the client to skip.
+            let read = match read {
+                Ok(batches) if read_committed => {
+                    let (kept, aborted) =
+                        committed_view(partition, target.fetch_offset, lso, batches);
+                    data = data.with_aborted_transactions(Some(aborted));
+                    Ok(kept)
+                }
+                other => other,
+            };
             match read {
                 Ok(batches) => {
                     let size: usize = batches.iter().map(Bytes::len).sum();

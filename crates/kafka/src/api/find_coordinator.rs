@@ -1,7 +1,7 @@
-//! FindCoordinator (key 10, v0-4): this node coordinates every group. Transaction
-//! coordinators (key type 1) are not available: ferrymq has no transactions.
+//! FindCoordinator (key 10, v0-4): this node coordinates every group (key type 0) and every
+//! transactional id (key type 1).
 
-use ferrymq_auth::acl::AclOperation;
+use ferrymq_auth::acl::{AclOperation, AclResource};
 use std::sync::Arc;
 
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
@@ -15,12 +15,33 @@ use crate::message::ResponseBody;
 use crate::session::{ConnState, Reply};
 
 const KEY_GROUP: i8 = 0;
+const KEY_TRANSACTION: i8 = 1;
 
 fn answer(ctx: &Ctx, conn: &ConnState, key: &StrBytes, key_type: i8) -> (i16, Option<String>) {
+    if key_type == KEY_TRANSACTION {
+        if key.is_empty() {
+            return (
+                code::INVALID_REQUEST,
+                Some("transactional id must not be empty".into()),
+            );
+        }
+        if !conn.may(
+            ctx,
+            AclOperation::Describe,
+            AclResource::TransactionalId,
+            key,
+        ) {
+            return (
+                code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+                Some("Transactional Id authorization failed.".into()),
+            );
+        }
+        return (code::NONE, None);
+    }
     if key_type != KEY_GROUP {
         return (
-            code::COORDINATOR_NOT_AVAILABLE,
-            Some("ferrymq does not support transactions".into()),
+            code::INVALID_REQUEST,
+            Some(format!("unknown key type {key_type}")),
         );
     }
     if key.is_empty() {

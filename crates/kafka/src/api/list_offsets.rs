@@ -1,8 +1,9 @@
 //! ListOffsets (key 2): earliest (-2), latest (-1), max timestamp (-3, v7+), earliest local
 //! (-4, v8, the same as earliest here), or the first record at or after a timestamp.
 //!
-//! "Latest" is the high watermark (also the last stable offset: no transactions). Lookups
-//! by timestamp read one or a few batches, so the handler answers from the blocking pool.
+//! "Latest" is the high watermark, or for read_committed (`isolation_level` 1) the last
+//! stable offset (nothing of an open transaction is readable yet). Lookups by timestamp read
+//! one or a few batches, so the handler answers from the blocking pool.
 
 use ferrymq_auth::acl::AclOperation;
 use std::sync::Arc;
@@ -24,11 +25,16 @@ const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
 
-fn lookup(partition: &Partition, timestamp: i64) -> Result<(i64, i64), ferrymq_core::Error> {
+fn lookup(
+    partition: &Partition,
+    timestamp: i64,
+    read_committed: bool,
+) -> Result<(i64, i64), ferrymq_core::Error> {
     let offset = |o: u64| i64::try_from(o).unwrap_or(i64::MAX);
     let found =
         |f: Option<OffsetAndTimestamp>| f.map_or((-1, -1), |f| (f.timestamp, offset(f.offset)));
     Ok(match timestamp {
+        LATEST if read_committed => (-1, offset(partition.last_stable_offset())),
         LATEST => (-1, offset(partition.high_watermark())),
         EARLIEST | EARLIEST_LOCAL => (-1, offset(partition.log_start_offset())),
         MAX_TIMESTAMP => found(partition.offset_of_max_timestamp()?),
@@ -43,6 +49,7 @@ pub(super) fn handle(
     version: i16,
 ) -> Reply {
     let ctx = Arc::clone(ctx);
+    let read_committed = request.isolation_level == 1;
     let authorized: Vec<bool> = request
         .topics
         .iter()
@@ -84,7 +91,7 @@ pub(super) fn handle(
                     continue;
                 }
                 let ts = p.timestamp;
-                match blocking(move || lookup(&partition, ts)).await {
+                match blocking(move || lookup(&partition, ts, read_committed)).await {
                     Ok((timestamp, offset)) => {
                         let mut found = base.with_timestamp(timestamp).with_offset(offset);
                         if version >= 4 && offset >= 0 {

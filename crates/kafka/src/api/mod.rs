@@ -6,6 +6,8 @@
 //! file I/O) goes into a `Reply::Later` future.
 
 mod acls;
+mod add_offsets_to_txn;
+mod add_partitions_to_txn;
 mod alter_configs;
 pub mod api_versions;
 mod authz;
@@ -17,6 +19,7 @@ mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
+mod end_txn;
 mod fetch;
 mod find_coordinator;
 mod heartbeat;
@@ -34,6 +37,7 @@ mod produce;
 mod scram_credentials;
 mod sync_group;
 mod topics;
+mod txn_offset_commit;
 
 use std::sync::Arc;
 
@@ -91,6 +95,10 @@ async fn route(ctx: &Arc<Ctx>, conn: &ConnState, body: RequestBody, v: i16) -> R
         RequestBody::DeleteGroups(r) => delete_groups::handle(ctx, r, v),
         RequestBody::OffsetDelete(r) => offset_delete::handle(ctx, r, v),
         RequestBody::InitProducerId(r) => init_producer_id::handle(ctx, &r, v),
+        RequestBody::AddPartitionsToTxn(r) => add_partitions_to_txn::handle(ctx, conn, r, v),
+        RequestBody::AddOffsetsToTxn(r) => add_offsets_to_txn::handle(ctx, conn, &r, v),
+        RequestBody::EndTxn(r) => end_txn::handle(ctx, conn, &r, v),
+        RequestBody::TxnOffsetCommit(r) => txn_offset_commit::handle(ctx, conn, r, v),
         RequestBody::CreateAcls(r) => acls::create(ctx, conn, r),
         RequestBody::DescribeAcls(r) => acls::describe(ctx, conn, &r),
         RequestBody::DeleteAcls(r) => acls::delete(ctx, conn, &r),
@@ -149,6 +157,10 @@ pub fn invalid_request(api: ApiKey, version: i16) -> Option<ResponseBody> {
         ApiKey::OffsetDelete => {
             ResponseBody::OffsetDelete(OffsetDeleteResponse::default().with_error_code(e))
         }
+        ApiKey::AddOffsetsToTxn => {
+            ResponseBody::AddOffsetsToTxn(AddOffsetsToTxnResponse::default().with_error_code(e))
+        }
+        ApiKey::EndTxn => ResponseBody::EndTxn(EndTxnResponse::default().with_error_code(e)),
         _ => return None,
     })
 }

@@ -8,17 +8,21 @@
 //! high watermark covers the batch (under fsync policy Always: until it is on disk), bounded
 //! by the request's `timeout_ms`. acks=0 gets no response at all.
 //!
+//! A transactional batch (with the request's transactional id) is appended only inside its
+//! producer's Ongoing transaction, to a partition the transaction added; control batches come
+//! from the coordinator only.
+//!
 //! Resource alarms push back before anything is appended: the memory alarm delays the
 //! request (reported as `throttle_time_ms`), the disk alarm refuses it with a retriable error.
 
-use ferrymq_auth::acl::AclOperation;
+use ferrymq_auth::acl::{AclOperation, AclResource};
 use ferrymq_core::alarms::Resource;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use ferrymq_core::stream::batch::{Compression, RecordBatch};
-use ferrymq_core::stream::{Partition, Stream, TimestampType, records};
+use ferrymq_core::stream::{Partition, Stream, TimestampType, records, txn};
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
@@ -60,10 +64,10 @@ fn check_topic_rules(
             "zstd needs Produce v7 or later".into(),
         ));
     }
-    if batch.is_transactional_or_control() {
+    if txn::is_control(batch) {
         return Err((
-            code::INVALID_TXN_STATE,
-            "transactions are not supported".into(),
+            code::INVALID_RECORD,
+            "control batches are written by the transaction coordinator only".into(),
         ));
     }
     let config = stream.config();
@@ -95,7 +99,45 @@ fn check_topic_rules(
     Ok(())
 }
 
+/// A transactional batch must come from the producer that holds `transactional_id` now,
+/// inside its Ongoing transaction, to a partition the transaction added (KIP-890's check).
+fn check_transactional(
+    ctx: &Ctx,
+    transactional_id: Option<&str>,
+    stream: &Stream,
+    index: u32,
+    batch: &RecordBatch,
+) -> Result<(), (i16, String)> {
+    use ferrymq_core::transactions::TxnError;
+    if !txn::is_transactional_data(batch) {
+        return Ok(());
+    }
+    let Some(id) = transactional_id else {
+        return Err((
+            code::INVALID_RECORD,
+            "a transactional batch needs the request's transactional id".into(),
+        ));
+    };
+    ctx.txns
+        .check_produce(
+            id,
+            batch.producer_id(),
+            batch.producer_epoch(),
+            stream.name(),
+            index,
+        )
+        .map_err(|e| {
+            let c = match e {
+                TxnError::Fenced => code::INVALID_PRODUCER_EPOCH,
+                ref other => error::from_txn(other, false),
+            };
+            (c, e.to_string())
+        })
+}
+
 fn append_one(
+    ctx: &Ctx,
+    transactional_id: Option<&str>,
     stream: &Stream,
     index: i32,
     records: Option<Bytes>,
@@ -130,6 +172,8 @@ fn append_one(
     })?;
     let now = now_ms();
     check_topic_rules(stream, &batch, acks, version, now).map_err(|(c, m)| fail(c, m))?;
+    check_transactional(ctx, transactional_id, stream, partition.index(), &batch)
+        .map_err(|(c, m)| fail(c, m))?;
     records::validate_uncompressed(&batch)
         .map_err(|e| fail(code::CORRUPT_MESSAGE, e.to_string()))?;
     let appended = partition.append(&batch, now).map_err(|e| {
@@ -195,12 +239,20 @@ pub(super) async fn handle(
     version: i16,
 ) -> Reply {
     let acks = request.acks;
+    let transactional_id = request
+        .transactional_id
+        .as_ref()
+        .map(|id| id.0.to_string())
+        .filter(|id| !id.is_empty());
     let refuse_all = if !matches!(acks, -1..=1) {
         Some((code::INVALID_REQUIRED_ACKS, "acks must be -1, 0 or 1"))
-    } else if request.transactional_id.is_some() {
+    } else if transactional_id
+        .as_deref()
+        .is_some_and(|id| !conn.may(ctx, AclOperation::Write, AclResource::TransactionalId, id))
+    {
         Some((
             code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
-            "transactions are not supported",
+            "Transactional Id authorization failed.",
         ))
     } else {
         None
@@ -235,7 +287,8 @@ pub(super) async fn handle(
                 (Err((c, m)), None) => failed(index, *c, Some(m.clone())),
                 (Ok(None), None) => failed(index, code::UNKNOWN_TOPIC_OR_PARTITION, None),
                 (Ok(Some(stream)), None) => {
-                    match append_one(stream, index, data.records, acks, version) {
+                    let id = transactional_id.as_deref();
+                    match append_one(ctx, id, stream, index, data.records, acks, version) {
                         Ok((partition, appended)) => {
                             waiting.push(Waiting {
                                 topic: t,

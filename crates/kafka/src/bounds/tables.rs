@@ -5,6 +5,9 @@
 use std::mem::size_of;
 
 use kafka_protocol::messages::{
+    add_partitions_to_txn_request as add_partitions, txn_offset_commit_request as txn_offset_commit,
+};
+use kafka_protocol::messages::{
     alter_configs_request as alter_configs, create_partitions_request as create_partitions,
     create_topics_request as create_topics, delete_records_request as delete_records,
     delete_topics_request as delete_topics, describe_configs_request as describe_configs,
@@ -79,6 +82,10 @@ pub(crate) fn schema(api_key: i16) -> Option<&'static Schema> {
         20 => &DELETE_TOPICS,
         21 => &DELETE_RECORDS,
         22 => &INIT_PRODUCER_ID,
+        24 => &ADD_PARTITIONS_TO_TXN,
+        25 => &ADD_OFFSETS_TO_TXN,
+        26 => &END_TXN,
+        28 => &TXN_OFFSET_COMMIT,
         23 => &OFFSET_FOR_LEADER_EPOCH,
         32 => &DESCRIBE_CONFIGS,
         33 => &ALTER_CONFIGS,
@@ -437,6 +444,74 @@ static INIT_PRODUCER_ID: Schema = Schema {
         f(I16, 3, ALL),  // producer_epoch
         f(BOOL, 6, ALL), // enable_2pc
         f(BOOL, 6, ALL), // keep_prepared_txn
+    ],
+};
+
+// v4+ (KIP-890, brokers only) is not served: its batched layout is not described.
+static ADD_PARTITIONS_TO_TXN: Schema = Schema {
+    flexible_from: 3,
+    fields: &[
+        f(STR, 0, 3), // v3_and_below_transactional_id
+        f(I64, 0, 3), // v3_and_below_producer_id
+        f(I16, 0, 3), // v3_and_below_producer_epoch
+        f(
+            array::<add_partitions::AddPartitionsToTxnTopic>(&[
+                f(STR, 0, ALL),    // name
+                f(INT32S, 0, ALL), // partitions
+            ]),
+            0,
+            3,
+        ),
+    ],
+};
+
+static ADD_OFFSETS_TO_TXN: Schema = Schema {
+    flexible_from: 3,
+    fields: &[
+        f(STR, 0, ALL), // transactional_id
+        f(I64, 0, ALL), // producer_id
+        f(I16, 0, ALL), // producer_epoch
+        f(STR, 0, ALL), // group_id
+    ],
+};
+
+static END_TXN: Schema = Schema {
+    flexible_from: 3,
+    fields: &[
+        f(STR, 0, ALL),  // transactional_id
+        f(I64, 0, ALL),  // producer_id
+        f(I16, 0, ALL),  // producer_epoch
+        f(BOOL, 0, ALL), // committed
+    ],
+};
+
+static TXN_OFFSET_COMMIT: Schema = Schema {
+    flexible_from: 3,
+    fields: &[
+        f(STR, 0, ALL), // transactional_id
+        f(STR, 0, ALL), // group_id
+        f(I64, 0, ALL), // producer_id
+        f(I16, 0, ALL), // producer_epoch
+        f(I32, 3, ALL), // generation_id
+        f(STR, 3, ALL), // member_id
+        f(STR, 3, ALL), // group_instance_id
+        f(
+            array::<txn_offset_commit::TxnOffsetCommitRequestTopic>(&[
+                f(STR, 0, ALL), // name
+                f(
+                    array::<txn_offset_commit::TxnOffsetCommitRequestPartition>(&[
+                        f(I32, 0, ALL), // partition_index
+                        f(I64, 0, ALL), // committed_offset
+                        f(I32, 2, ALL), // committed_leader_epoch
+                        f(STR, 0, ALL), // committed_metadata
+                    ]),
+                    0,
+                    ALL,
+                ),
+            ]),
+            0,
+            ALL,
+        ),
     ],
 };
 

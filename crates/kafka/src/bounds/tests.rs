@@ -134,6 +134,10 @@ fn every_schema_walks_an_empty_request_of_every_version() {
     check!(ApiKey::DeleteTopics, DeleteTopicsRequest);
     check!(ApiKey::DeleteRecords, DeleteRecordsRequest);
     check!(ApiKey::InitProducerId, InitProducerIdRequest);
+    check!(ApiKey::AddPartitionsToTxn, AddPartitionsToTxnRequest);
+    check!(ApiKey::AddOffsetsToTxn, AddOffsetsToTxnRequest);
+    check!(ApiKey::EndTxn, EndTxnRequest);
+    check!(ApiKey::TxnOffsetCommit, TxnOffsetCommitRequest);
     check!(ApiKey::OffsetForLeaderEpoch, OffsetForLeaderEpochRequest);
     check!(ApiKey::DescribeConfigs, DescribeConfigsRequest);
     check!(ApiKey::AlterConfigs, AlterConfigsRequest);

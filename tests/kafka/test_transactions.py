@@ -1,0 +1,175 @@
+"""Kafka transactions with confluent-kafka's transactional producer: commits and aborts across
+partitions of two topics, read_committed against read_uncommitted consumers, offsets sent to
+the transaction, fencing of an older producer instance, and the transaction timeout."""
+
+import uuid
+
+import pytest
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from kafka_util import module_broker, wait_until
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory):
+    b = module_broker(tmp_path_factory, "txn")
+    yield b
+    b.stop()
+
+
+def create(broker, *topics):
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    for name, partitions in topics:
+        admin.create_topics([NewTopic(name, partitions)])[name].result(timeout=10)
+
+
+def producer(broker, transactional_id, **extra):
+    p = Producer({"bootstrap.servers": broker.bootstrap, "transactional.id": transactional_id,
+                  **extra})
+    p.init_transactions(10)
+    return p
+
+
+def read_all(broker, topics, isolation, expected=None, timeout=15):
+    """Every value of `topics` from the beginning, as a consumer with `isolation` sees them."""
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": f"read-{uuid.uuid4()}",
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                  "isolation.level": isolation})
+    c.subscribe(topics)
+    got = []
+
+    def more():
+        msg = c.poll(0.5)
+        if msg is not None and msg.error() is None:
+            got.append((msg.topic(), msg.partition(), msg.value()))
+        return expected is not None and len(got) >= expected
+
+    try:
+        if expected is None:
+            # Until nothing more arrives for a while.
+            idle = 0
+            while idle < 6:
+                before = len(got)
+                more()
+                idle = idle + 1 if len(got) == before else 0
+        else:
+            wait_until(more, timeout=timeout, interval=0, message=f"{expected} records")
+    finally:
+        c.close()
+    return got
+
+
+def test_commit_and_abort_across_partitions_of_two_topics(broker):
+    create(broker, ("txn-a", 2), ("txn-b", 1))
+    p = producer(broker, "tx-multi")
+    p.begin_transaction()
+    for i in range(6):
+        p.produce("txn-a", f"committed-{i}".encode(), partition=i % 2)
+    p.produce("txn-b", b"committed-b", partition=0)
+    p.commit_transaction(10)
+    p.begin_transaction()
+    p.produce("txn-a", b"aborted-a", partition=0)
+    p.produce("txn-b", b"aborted-b", partition=0)
+    p.flush(10)
+    p.abort_transaction(10)
+
+    committed = read_all(broker, ["txn-a", "txn-b"], "read_committed")
+    values = sorted(v for _, _, v in committed)
+    assert values == sorted([f"committed-{i}".encode() for i in range(6)] + [b"committed-b"])
+    # Per partition, in the order produced.
+    part0 = [v for t, part, v in committed if (t, part) == ("txn-a", 0)]
+    assert part0 == [b"committed-0", b"committed-2", b"committed-4"]
+
+    everything = read_all(broker, ["txn-a", "txn-b"], "read_uncommitted")
+    assert sorted(v for _, _, v in everything) == sorted(values + [b"aborted-a", b"aborted-b"])
+
+
+def test_an_open_transaction_holds_read_committed_consumers_until_it_commits(broker):
+    create(broker, ("txn-open", 1))
+    p = producer(broker, "tx-open")
+    p.begin_transaction()
+    p.produce("txn-open", b"pending")
+    p.flush(10)
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "open-reader",
+                  "auto.offset.reset": "earliest", "isolation.level": "read_committed"})
+    c.assign([TopicPartition("txn-open", 0, 0)])
+    assert c.poll(2) is None, "nothing is readable before the commit"
+    # The last stable offset is where the transaction began; the high watermark past it.
+    low, high = c.get_watermark_offsets(TopicPartition("txn-open", 0), timeout=5)
+    assert (low, high) == (0, 0)
+    p.commit_transaction(10)
+    msg = wait_until(lambda: c.poll(0.5), timeout=10, message="the committed record")
+    assert msg.value() == b"pending"
+    c.close()
+
+
+def test_offsets_sent_to_a_transaction_are_committed_with_it(broker):
+    create(broker, ("txn-in", 1), ("txn-out", 1))
+    feeder = Producer({"bootstrap.servers": broker.bootstrap})
+    for i in range(5):
+        feeder.produce("txn-in", f"in-{i}".encode())
+    feeder.flush(10)
+    group = "eos-group"
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group,
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                  "isolation.level": "read_committed"})
+    c.subscribe(["txn-in"])
+    p = producer(broker, "tx-eos")
+    consumed = []
+    wait_until(lambda: (m := c.poll(0.5)) is not None and m.error() is None
+               and consumed.append(m) is None and len(consumed) >= 3,
+               timeout=20, interval=0, message="three input records")
+    p.begin_transaction()
+    for m in consumed:
+        p.produce("txn-out", m.value().replace(b"in", b"out"))
+    p.send_offsets_to_transaction(
+        [TopicPartition("txn-in", 0, consumed[-1].offset() + 1)], c.consumer_group_metadata(), 10)
+    p.abort_transaction(10)
+    assert c.committed([TopicPartition("txn-in", 0)], timeout=10)[0].offset < 0, \
+        "an aborted transaction commits no offset"
+    p.begin_transaction()
+    p.produce("txn-out", b"out-final")
+    p.send_offsets_to_transaction(
+        [TopicPartition("txn-in", 0, consumed[-1].offset() + 1)], c.consumer_group_metadata(), 10)
+    p.commit_transaction(10)
+    assert c.committed([TopicPartition("txn-in", 0)], timeout=10)[0].offset == 3
+    c.close()
+    out = [v for _, _, v in read_all(broker, ["txn-out"], "read_committed", expected=1)]
+    assert out == [b"out-final"]
+
+
+def test_a_second_instance_fences_the_first_and_aborts_its_transaction(broker):
+    create(broker, ("txn-fence", 1))
+    old = producer(broker, "tx-fenced")
+    old.begin_transaction()
+    old.produce("txn-fence", b"from-the-old-instance")
+    old.flush(10)
+    new = producer(broker, "tx-fenced")  # aborts the old instance's transaction
+    new.begin_transaction()
+    new.produce("txn-fence", b"from-the-new-instance")
+    new.commit_transaction(10)
+    with pytest.raises(KafkaException) as fenced:
+        old.commit_transaction(10)
+    error = fenced.value.args[0]
+    assert error.fatal() or error.code() in (KafkaError._FENCED, KafkaError.PRODUCER_FENCED,
+                                             KafkaError.INVALID_PRODUCER_EPOCH), error
+    values = [v for _, _, v in read_all(broker, ["txn-fence"], "read_committed", expected=1)]
+    assert values == [b"from-the-new-instance"]
+
+
+def test_a_transaction_past_its_timeout_is_aborted(broker):
+    create(broker, ("txn-slow", 1))
+    p = producer(broker, "tx-slow", **{"transaction.timeout.ms": 2000})
+    p.begin_transaction()
+    p.produce("txn-slow", b"too-late")
+    p.flush(10)
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "slow-reader",
+                  "isolation.level": "read_committed"})
+    # The coordinator aborts it: the last stable offset passes the aborted records.
+    wait_until(lambda: c.get_watermark_offsets(TopicPartition("txn-slow", 0), timeout=5)[1] >= 2,
+               timeout=15, message="the abort marker")
+    c.close()
+    with pytest.raises(KafkaException):
+        p.commit_transaction(10)
+    assert read_all(broker, ["txn-slow"], "read_committed") == []
