@@ -35,6 +35,7 @@ use crate::message::FieldValue;
 use crate::queue::Consumer;
 use crate::stream::batch::RecordBatch;
 use crate::stream::records::{self, Record};
+use crate::stream::txn::Verdict;
 use crate::stream::{Partition, Stream};
 
 /// Bytes read from a partition per refill (at least one batch is always read).
@@ -124,7 +125,13 @@ impl Cursor {
     /// Reads and decodes what follows `next`, if anything is visible. `Err` only when the
     /// stream is gone.
     fn refill(&mut self, stream: &str) -> Result<(), Error> {
-        if !self.pending.is_empty() || self.next >= self.partition.high_watermark() {
+        if !self.pending.is_empty() {
+            return Ok(());
+        }
+        // Committed records only: nothing past the last stable offset, no transaction markers,
+        // nothing of an aborted transaction.
+        let filter = self.partition.committed_filter(self.next);
+        if self.next >= filter.last_stable() {
             return Ok(());
         }
         let stored = match self.partition.read(self.next, READ_BYTES) {
@@ -151,6 +158,16 @@ impl Cursor {
             let batch_end = u64::try_from(batch.base_offset())
                 .unwrap_or(0)
                 .saturating_add(u64::from(batch.span()));
+            match filter.verdict(&batch) {
+                Verdict::Deliver => {}
+                Verdict::Stop => break,
+                Verdict::Skip => {
+                    if self.pending.is_empty() {
+                        self.next = self.next.max(batch_end);
+                    }
+                    continue;
+                }
+            }
             let next = self.next;
             let decoded = records::for_each(&batch, DECOMPRESS_LIMIT, |record| {
                 if u64::try_from(record.offset).is_ok_and(|o| o >= next) {
@@ -177,7 +194,7 @@ impl Cursor {
 }
 
 fn start_offset(partition: &Partition, start: StartAt) -> u64 {
-    let (first, end) = (partition.log_start_offset(), partition.high_watermark());
+    let (first, end) = (partition.log_start_offset(), partition.last_stable_offset());
     match start {
         StartAt::First => first,
         StartAt::Next => end,

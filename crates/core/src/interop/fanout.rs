@@ -40,6 +40,7 @@ use crate::queue::{DurabilityWait, Enqueued, Queue};
 use crate::store::Kind;
 use crate::stream::batch::RecordBatch;
 use crate::stream::records;
+use crate::stream::txn::Verdict;
 use crate::stream::{Partition, Stream, StreamId};
 use crate::{VHost, layout};
 
@@ -256,7 +257,8 @@ async fn follow(
             );
             next = start;
         }
-        if next < partition.high_watermark() {
+        // Up to the last stable offset: an open transaction's records wait for its end.
+        if next < partition.last_stable_offset() {
             match publish_from(&vhost, &stream, &partition, &exchange_name, next, &stop).await {
                 Some(advanced) => next = advanced,
                 None => break,
@@ -350,6 +352,8 @@ async fn publish_from(
         }
     };
     let mut waits: Vec<DurabilityWait> = Vec::new();
+    // Committed records only, as AMQP stream consumers see them.
+    let filter = partition.committed_filter(next);
     for bytes in stored {
         let Ok(batch) = RecordBatch::from_stored(bytes) else {
             continue;
@@ -357,6 +361,14 @@ async fn publish_from(
         let batch_end = u64::try_from(batch.base_offset())
             .unwrap_or(0)
             .saturating_add(u64::from(batch.span()));
+        match filter.verdict(&batch) {
+            Verdict::Deliver => {}
+            Verdict::Stop => break,
+            Verdict::Skip => {
+                next = next.max(batch_end);
+                continue;
+            }
+        }
         let mut decoded = Vec::new();
         let from = next;
         if let Err(e) = records::for_each(&batch, DECOMPRESS_LIMIT, |record| {

@@ -376,6 +376,16 @@ impl Partition {
         lock(&self.txns).is_open(producer_id)
     }
 
+    /// What to deliver of a read from `from` for readers of committed records only.
+    pub fn committed_filter(&self, from: u64) -> txn::CommittedFilter {
+        let txns = lock(&self.txns);
+        let last_stable = txns.last_stable_offset(self.high_watermark());
+        txn::CommittedFilter {
+            last_stable,
+            aborted: txns.aborted_between(from, last_stable),
+        }
+    }
+
     /// The aborted transactions a read_committed fetch of `[from, upto)` must report.
     pub fn aborted_between(&self, from: u64, upto: u64) -> Vec<AbortedTxn> {
         lock(&self.txns).aborted_between(from, upto)

@@ -136,6 +136,52 @@ pub fn marker_outcome(batch: &RecordBatch) -> Option<Outcome> {
     outcome
 }
 
+/// What a reader of committed data (the AMQP view of a partition) does with each batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Committed (or not transactional at all): deliver its records.
+    Deliver,
+    /// A marker, or records of an aborted transaction: skip them.
+    Skip,
+    /// At or past the last stable offset: not decided yet, stop reading here.
+    Stop,
+}
+
+/// Sorts a partition's batches for readers that see committed records only, from one look at
+/// its transaction state (see `Partition::committed_filter`).
+#[derive(Debug, Clone)]
+pub struct CommittedFilter {
+    pub(crate) last_stable: u64,
+    pub(crate) aborted: Vec<AbortedTxn>,
+}
+
+impl CommittedFilter {
+    /// The last stable offset it was made with.
+    pub fn last_stable(&self) -> u64 {
+        self.last_stable
+    }
+
+    pub fn verdict(&self, batch: &RecordBatch) -> Verdict {
+        let base = u64::try_from(batch.base_offset()).unwrap_or(u64::MAX);
+        if base >= self.last_stable {
+            return Verdict::Stop;
+        }
+        if is_control(batch) {
+            return Verdict::Skip;
+        }
+        let aborted = is_transactional_data(batch)
+            && self.aborted.iter().any(|t| {
+                t.producer_id == batch.producer_id()
+                    && (t.first_offset..=t.last_offset).contains(&base)
+            });
+        if aborted {
+            Verdict::Skip
+        } else {
+            Verdict::Deliver
+        }
+    }
+}
+
 /// The transactions of one partition.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct PartitionTxns {
