@@ -2,6 +2,7 @@
 partitions of two topics, read_committed against read_uncommitted consumers, offsets sent to
 the transaction, fencing of an older producer instance, and the transaction timeout."""
 
+import time
 import uuid
 
 import pytest
@@ -173,3 +174,123 @@ def test_a_transaction_past_its_timeout_is_aborted(broker):
     with pytest.raises(KafkaException):
         p.commit_transaction(10)
     assert read_all(broker, ["txn-slow"], "read_committed") == []
+
+
+def test_kafka_python_and_aiokafka_transactional_producers_read_back_by_kcat(broker):
+    import asyncio
+
+    from aiokafka import AIOKafkaProducer
+    from kafka import KafkaProducer
+
+    from kafka_util import kcat, require_kcat
+
+    require_kcat()
+    create(broker, ("txn-clients", 1))
+    kp = KafkaProducer(bootstrap_servers=broker.bootstrap, transactional_id="tx-kafka-python")
+    kp.init_transactions()
+    kp.begin_transaction()
+    kp.send("txn-clients", b"kafka-python-committed")
+    kp.commit_transaction()
+    kp.begin_transaction()
+    kp.send("txn-clients", b"kafka-python-aborted")
+    kp.flush()
+    kp.abort_transaction()
+    kp.close()
+
+    async def aio():
+        p = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, transactional_id="tx-aiokafka")
+        await p.start()
+        try:
+            async with p.transaction():
+                await p.send_and_wait("txn-clients", b"aiokafka-committed")
+            await p.begin_transaction()
+            await p.send_and_wait("txn-clients", b"aiokafka-aborted")
+            await p.abort_transaction()
+        finally:
+            await p.stop()
+
+    asyncio.run(aio())
+
+    committed = kcat(broker, "-C", "-t", "txn-clients", "-o", "beginning", "-e", "-q",
+                     "-X", "isolation.level=read_committed").split()
+    assert committed == ["kafka-python-committed", "aiokafka-committed"]
+    everything = kcat(broker, "-C", "-t", "txn-clients", "-o", "beginning", "-e", "-q",
+                      "-X", "isolation.level=read_uncommitted").split()
+    assert everything == ["kafka-python-committed", "kafka-python-aborted",
+                          "aiokafka-committed", "aiokafka-aborted"]
+
+
+class AppRestart(Exception):
+    """The test's application gives up its clients and starts again."""
+
+
+def test_consume_transform_produce_is_exactly_once_across_a_broker_kill(make_broker):
+    """An exactly-once loop (input -> output with the input offsets in each transaction) with
+    the broker killed -9 part-way, in the middle of a transaction whose records are already in
+    the log: the application starts again with new clients, and every input record is in the
+    output exactly once (read_committed)."""
+    import threading
+
+    from kafka_util import FAST_GROUPS
+
+    b = make_broker(env=FAST_GROUPS)
+    create(b, ("eos-in", 1), ("eos-out", 1))
+    total = 300
+    feeder = Producer({"bootstrap.servers": b.bootstrap, "enable.idempotence": True})
+    for i in range(total):
+        feeder.produce("eos-in", f"{i:04}".encode())
+    feeder.flush(10)
+    feeder = None
+    tp = TopicPartition("eos-in", 0)
+    progress = {"committed": 0, "restarts": 0}
+    killed = threading.Event()
+
+    def committed_offset(consumer):
+        offset = consumer.committed([tp], timeout=5)[0].offset
+        return max(offset, 0)
+
+    def run_once():
+        c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "eos-loop",
+                      "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                      "isolation.level": "read_committed", "session.timeout.ms": 6000})
+        p = Producer({"bootstrap.servers": b.bootstrap, "transactional.id": "eos-loop-tx",
+                      "transaction.timeout.ms": 10000})
+        try:
+            p.init_transactions(20)
+            c.assign([TopicPartition("eos-in", 0, committed_offset(c))])
+            while progress["committed"] < total:
+                batch = c.consume(10, 1.0)
+                batch = [m for m in batch if m.error() is None]
+                if not batch:
+                    progress["committed"] = committed_offset(c)
+                    continue
+                p.begin_transaction()
+                for m in batch:
+                    p.produce("eos-out", m.value())
+                p.flush(20)
+                if progress["committed"] >= total // 3 and not killed.is_set():
+                    # Mid-transaction: its records are in the log, not committed. The broker
+                    # dies; the application restarts too (new consumer, new producer instance).
+                    killed.set()
+                    b.restart(crash=True)
+                    raise AppRestart()
+                p.send_offsets_to_transaction([TopicPartition("eos-in", 0, batch[-1].offset() + 1)],
+                                              c.consumer_group_metadata(), 20)
+                p.commit_transaction(20)
+                progress["committed"] = batch[-1].offset() + 1
+        finally:
+            c.close()
+
+    deadline = time.monotonic() + 90
+    while progress["committed"] < total and time.monotonic() < deadline:
+        try:
+            run_once()
+        except (KafkaException, AppRestart):
+            progress["restarts"] += 1
+    assert killed.is_set(), "the broker was killed part-way"
+    assert progress["committed"] == total, progress
+    out = [v for _, _, v in read_all(b, ["eos-out"], "read_committed", expected=total, timeout=30)]
+    assert sorted(out) == [f"{i:04}".encode() for i in range(total)], (len(out), progress)
+    # The transaction the kill interrupted is in the log, aborted at restart.
+    everything = read_all(b, ["eos-out"], "read_uncommitted", expected=total + 1, timeout=30)
+    assert len(everything) > total
