@@ -294,3 +294,36 @@ def test_consume_transform_produce_is_exactly_once_across_a_broker_kill(make_bro
     # The transaction the kill interrupted is in the log, aborted at restart.
     everything = read_all(b, ["eos-out"], "read_uncommitted", expected=total + 1, timeout=30)
     assert len(everything) > total
+
+
+def test_operators_list_and_describe_transactions_with_kafka_python(broker):
+    from kafka import KafkaAdminClient
+    from kafka.structs import TopicPartition as KTopicPartition
+
+    create(broker, ("txn-ops", 2))
+    p = producer(broker, "tx-ops", **{"transaction.timeout.ms": 30000})
+    p.begin_transaction()
+    p.produce("txn-ops", b"open", partition=1)
+    p.flush(10)
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    try:
+        # One broker: node 0 lists every transactional id.
+        (rows,) = admin.list_transactions().values()
+        listed = {t.transactional_id: t for t in rows}
+        assert listed["tx-ops"].state.value == "Ongoing"
+        (ongoing,) = admin.list_transactions(state_filters=["Ongoing"]).values()
+        assert [t.transactional_id for t in ongoing] == ["tx-ops"]
+        described = admin.describe_transactions(["tx-ops"])["tx-ops"]
+        assert described.state.value == "Ongoing"
+        assert described.transaction_timeout_ms == 30000
+        assert described.transaction_start_time_ms > 0
+        assert described.topic_partitions == {KTopicPartition("txn-ops", 1)}
+        assert described.producer_id == listed["tx-ops"].producer_id
+        p.commit_transaction(10)
+        described = admin.describe_transactions(["tx-ops"])["tx-ops"]
+        assert described.state.value == "CompleteCommit" and not described.topic_partitions
+        with pytest.raises(Exception) as unknown:
+            admin.describe_transactions(["tx-never-used"])
+        assert "TransactionalIdNotFound" in type(unknown.value).__name__, unknown.value
+    finally:
+        admin.close()

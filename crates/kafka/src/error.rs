@@ -69,6 +69,7 @@ pub mod code {
     pub const CONCURRENT_TRANSACTIONS: i16 = E::ConcurrentTransactions.code();
     pub const OPERATION_NOT_ATTEMPTED: i16 = E::OperationNotAttempted.code();
     pub const PRODUCER_FENCED: i16 = E::ProducerFenced.code();
+    pub const TRANSACTIONAL_ID_NOT_FOUND: i16 = E::TransactionalIdNotFound.code();
 }
 
 /// The Kafka error code for a transaction coordinator error. A fenced producer gets

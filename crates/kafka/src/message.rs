@@ -135,6 +135,8 @@ apis! {
     DescribeAcls: DescribeAclsRequest => DescribeAclsResponse,
     CreateAcls: CreateAclsRequest => CreateAclsResponse,
     DeleteAcls: DeleteAclsRequest => DeleteAclsResponse,
+    DescribeTransactions: DescribeTransactionsRequest => DescribeTransactionsResponse,
+    ListTransactions: ListTransactionsRequest => ListTransactionsResponse,
 }
 
 /// A request as the connection hands it to a handler.

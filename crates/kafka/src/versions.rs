@@ -52,6 +52,9 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeUserScramCredentials, 0, 0),
     (ApiKey::AlterUserScramCredentials, 0, 0),
     (ApiKey::DescribeCluster, 0, 1),
+    (ApiKey::DescribeTransactions, 0, 0),
+    // v2's transactional id pattern (a regular expression, KIP-1152) is not served.
+    (ApiKey::ListTransactions, 0, 1),
 ];
 
 /// The supported `(min, max)` of `api`, if served at all.
@@ -120,6 +123,10 @@ mod tests {
             }
             ApiKey::OffsetDelete => r!(OffsetDeleteRequest, OffsetDeleteResponse),
             ApiKey::DescribeCluster => r!(DescribeClusterRequest, DescribeClusterResponse),
+            ApiKey::DescribeTransactions => {
+                r!(DescribeTransactionsRequest, DescribeTransactionsResponse)
+            }
+            ApiKey::ListTransactions => r!(ListTransactionsRequest, ListTransactionsResponse),
             ApiKey::SaslHandshake => r!(SaslHandshakeRequest, SaslHandshakeResponse),
             ApiKey::DescribeAcls => r!(DescribeAclsRequest, DescribeAclsResponse),
             ApiKey::CreateAcls => r!(CreateAclsRequest, CreateAclsResponse),

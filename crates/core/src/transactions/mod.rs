@@ -489,14 +489,21 @@ impl TransactionCoordinator {
         Ok(())
     }
 
-    /// One transactional id's state (DescribeTransactions).
+    /// One transactional id's state.
     pub async fn describe(&self, transactional_id: &str) -> Option<TxnMeta> {
         self.txns.lock().await.get(transactional_id).cloned()
     }
 
-    /// Every transactional id's state (ListTransactions), by id.
-    pub async fn list(&self) -> Vec<TxnMeta> {
-        let mut all: Vec<TxnMeta> = self.txns.lock().await.values().cloned().collect();
+    /// Every transactional id's state as last stored, by id (DescribeTransactions,
+    /// ListTransactions: without waiting for a transaction being completed).
+    pub fn snapshot(&self) -> Vec<TxnMeta> {
+        let mut all: Vec<TxnMeta> = self
+            .visible
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect();
         all.sort_by(|a, b| a.transactional_id.cmp(&b.transactional_id));
         all
     }

@@ -19,6 +19,7 @@ mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
+mod describe_transactions;
 mod end_txn;
 mod fetch;
 mod find_coordinator;
@@ -99,6 +100,8 @@ async fn route(ctx: &Arc<Ctx>, conn: &ConnState, body: RequestBody, v: i16) -> R
         RequestBody::AddOffsetsToTxn(r) => add_offsets_to_txn::handle(ctx, conn, &r, v),
         RequestBody::EndTxn(r) => end_txn::handle(ctx, conn, &r, v),
         RequestBody::TxnOffsetCommit(r) => txn_offset_commit::handle(ctx, conn, r, v),
+        RequestBody::DescribeTransactions(r) => describe_transactions::describe(ctx, conn, &r),
+        RequestBody::ListTransactions(r) => describe_transactions::list(ctx, conn, &r),
         RequestBody::CreateAcls(r) => acls::create(ctx, conn, r),
         RequestBody::DescribeAcls(r) => acls::describe(ctx, conn, &r),
         RequestBody::DeleteAcls(r) => acls::delete(ctx, conn, &r),

@@ -38,6 +38,7 @@ const STR: Kind = Kind::Str;
 const BYTES: Kind = Kind::Bytes;
 const STRINGS: Kind = Kind::Array(Elem::Str, size_of::<StrBytes>());
 const INT32S: Kind = Kind::Array(Elem::Fixed(4), size_of::<i32>());
+const INT64S: Kind = Kind::Array(Elem::Fixed(8), size_of::<i64>());
 
 const fn f(kind: Kind, min: i16, max: i16) -> Field {
     Field {
@@ -86,6 +87,8 @@ pub(crate) fn schema(api_key: i16) -> Option<&'static Schema> {
         25 => &ADD_OFFSETS_TO_TXN,
         26 => &END_TXN,
         28 => &TXN_OFFSET_COMMIT,
+        65 => &DESCRIBE_TRANSACTIONS,
+        66 => &LIST_TRANSACTIONS,
         23 => &OFFSET_FOR_LEADER_EPOCH,
         32 => &DESCRIBE_CONFIGS,
         33 => &ALTER_CONFIGS,
@@ -512,6 +515,21 @@ static TXN_OFFSET_COMMIT: Schema = Schema {
             0,
             ALL,
         ),
+    ],
+};
+
+static DESCRIBE_TRANSACTIONS: Schema = Schema {
+    flexible_from: 0,
+    fields: &[f(STRINGS, 0, ALL)], // transactional_ids
+};
+
+static LIST_TRANSACTIONS: Schema = Schema {
+    flexible_from: 0,
+    fields: &[
+        f(STRINGS, 0, ALL), // state_filters
+        f(INT64S, 0, ALL),  // producer_id_filters
+        f(I64, 1, ALL),     // duration_filter
+        f(STR, 2, ALL),     // transactional_id_pattern
     ],
 };
 

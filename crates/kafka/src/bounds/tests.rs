@@ -138,6 +138,8 @@ fn every_schema_walks_an_empty_request_of_every_version() {
     check!(ApiKey::AddOffsetsToTxn, AddOffsetsToTxnRequest);
     check!(ApiKey::EndTxn, EndTxnRequest);
     check!(ApiKey::TxnOffsetCommit, TxnOffsetCommitRequest);
+    check!(ApiKey::DescribeTransactions, DescribeTransactionsRequest);
+    check!(ApiKey::ListTransactions, ListTransactionsRequest);
     check!(ApiKey::OffsetForLeaderEpoch, OffsetForLeaderEpochRequest);
     check!(ApiKey::DescribeConfigs, DescribeConfigsRequest);
     check!(ApiKey::AlterConfigs, AlterConfigsRequest);
