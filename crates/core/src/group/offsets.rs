@@ -8,7 +8,7 @@ use tokio::time::Instant;
 
 use super::codec::{CommittedOffset, MetaRecord};
 use super::coordinator::{Committed, Coordinator, lock};
-use super::state::GroupState;
+use super::state::{Group, GroupState};
 use super::{GroupDescription, GroupError, MemberDescription, now_ms};
 use crate::Error;
 
@@ -56,7 +56,7 @@ impl Coordinator {
         }
         let max = self.config.offset_metadata_max_bytes;
         let mut errors = Vec::with_capacity(offsets.len());
-        let mut records = Vec::new();
+        let mut accepted = Vec::with_capacity(offsets.len());
         for (topic, partition, value) in offsets {
             let len = value.metadata.as_ref().map_or(0, String::len);
             if len > max {
@@ -64,39 +64,19 @@ impl Coordinator {
                 continue;
             }
             errors.push(None);
-            g.offsets.insert((topic.clone(), partition), value.clone());
-            records.push(MetaRecord::Commit {
-                group: g.id.clone(),
-                topic,
-                partition,
-                value,
-            });
+            accepted.push((topic, partition, value));
         }
-        let end = if records.is_empty() {
-            None
-        } else {
-            Some(
-                self.store
-                    .append(&records)
-                    .map_err(|e| GroupError::Unstorable {
-                        reason: e.to_string(),
-                    })?,
-            )
-        };
+        let end = self.store_offsets(&mut g, accepted)?;
         Ok(Committed { errors, end })
     }
 
-    /// Applies the offsets of a committed transaction (TxnOffsetCommit's, checked when they
-    /// were sent) whatever the group's generation is now; await [`Self::wait_durable`] on the
-    /// end returned.
-    pub fn commit_transactional(
+    /// Applies `offsets` to the group and appends them to the offsets log in one append; the
+    /// end to await with [`Self::wait_durable`], if anything was appended.
+    fn store_offsets(
         &self,
-        group_id: &str,
+        g: &mut Group,
         offsets: Vec<(String, i32, CommittedOffset)>,
     ) -> Result<Option<u64>, GroupError> {
-        self.check_open()?;
-        let group = self.live_group_or_create(group_id);
-        let mut g = lock(&group);
         let mut records = Vec::with_capacity(offsets.len());
         for (topic, partition, value) in offsets {
             g.offsets.insert((topic.clone(), partition), value.clone());
@@ -116,6 +96,20 @@ impl Coordinator {
             .map_err(|e| GroupError::Unstorable {
                 reason: e.to_string(),
             })
+    }
+
+    /// Applies the offsets of a committed transaction (TxnOffsetCommit's, checked when they
+    /// were sent) whatever the group's generation is now; await [`Self::wait_durable`] on the
+    /// end returned.
+    pub fn commit_transactional(
+        &self,
+        group_id: &str,
+        offsets: Vec<(String, i32, CommittedOffset)>,
+    ) -> Result<Option<u64>, GroupError> {
+        self.check_open()?;
+        let group = self.live_group_or_create(group_id);
+        let mut g = lock(&group);
+        self.store_offsets(&mut g, offsets)
     }
 
     /// Waits until the offsets log is durable up to `end` (per the fsync policy).

@@ -265,21 +265,8 @@ impl Partition {
                 duplicate: true,
             });
         }
-        let mut appender = self.log.appender().map_err(|e| self.storage(e))?;
-        let base_offset = appender.next_offset();
-        let header = batch.stored_header(base_offset, log_append_time);
-        let body = batch
-            .bytes()
-            .get(super::batch::HEADER_LEN..)
-            .unwrap_or_default();
         let timestamp = log_append_time.unwrap_or_else(|| batch.max_timestamp());
-        let entry = Entry {
-            timestamp,
-            span: batch.span(),
-            parts: &[&header, body],
-        };
-        let appended = appender.append(&[entry]).map_err(|e| self.storage(e))?;
-        drop(appender);
+        let (base_offset, next_offset) = self.write_batch(batch, log_append_time, timestamp)?;
         if txn::is_transactional_data(batch) {
             lock(&self.txns).on_data(batch.producer_id(), base_offset);
         }
@@ -296,14 +283,10 @@ impl Partition {
             );
         }
         drop(producers);
-        if settings.fsync == FsyncPolicy::Always {
-            self.schedule_sync();
-        } else {
-            self.publish(appended.next_offset);
-        }
+        self.made_visible(&settings, next_offset);
         Ok(Appended {
             base_offset,
-            end_offset: appended.next_offset,
+            end_offset: next_offset,
             log_append_time: log_append_time.unwrap_or(-1),
             log_start_offset: self.log.start_offset(),
             duplicate: false,
@@ -334,34 +317,51 @@ impl Partition {
         })?;
         let mut producers = lock(&self.state);
         producers.apply_marker(producer_id, producer_epoch)?;
+        let (base_offset, next_offset) = self.write_batch(&batch, None, now_ms)?;
+        lock(&self.txns).on_marker(producer_id, outcome, base_offset);
+        drop(producers);
+        self.made_visible(&self.settings(), next_offset);
+        Ok(Appended {
+            base_offset,
+            end_offset: next_offset,
+            log_append_time: -1,
+            log_start_offset: self.log.start_offset(),
+            duplicate: false,
+        })
+    }
+
+    /// Writes `batch` at the log's next offset as stored (base offset patched, and with
+    /// `log_append_time` its timestamp); returns its base offset and the log's next offset.
+    /// The caller holds `state`.
+    fn write_batch(
+        &self,
+        batch: &RecordBatch,
+        log_append_time: Option<i64>,
+        timestamp: i64,
+    ) -> Result<(u64, u64), Error> {
         let mut appender = self.log.appender().map_err(|e| self.storage(e))?;
         let base_offset = appender.next_offset();
-        let header = batch.stored_header(base_offset, None);
+        let header = batch.stored_header(base_offset, log_append_time);
         let body = batch
             .bytes()
             .get(super::batch::HEADER_LEN..)
             .unwrap_or_default();
         let entry = Entry {
-            timestamp: now_ms,
-            span: 1,
+            timestamp,
+            span: batch.span(),
             parts: &[&header, body],
         };
         let appended = appender.append(&[entry]).map_err(|e| self.storage(e))?;
-        drop(appender);
-        lock(&self.txns).on_marker(producer_id, outcome, base_offset);
-        drop(producers);
-        if self.settings().fsync == FsyncPolicy::Always {
+        Ok((base_offset, appended.next_offset))
+    }
+
+    /// An append ended at `next_offset`: visible now, or once the flusher has synced it.
+    fn made_visible(self: &Arc<Self>, settings: &Effective, next_offset: u64) {
+        if settings.fsync == FsyncPolicy::Always {
             self.schedule_sync();
         } else {
-            self.publish(appended.next_offset);
+            self.publish(next_offset);
         }
-        Ok(Appended {
-            base_offset,
-            end_offset: appended.next_offset,
-            log_append_time: -1,
-            log_start_offset: self.log.start_offset(),
-            duplicate: false,
-        })
     }
 
     /// Everything below this offset is committed or aborted (what read_committed consumers
@@ -419,11 +419,7 @@ impl Partition {
         };
         let appended = appender.append(&[entry]).map_err(|e| self.storage(e))?;
         drop(appender);
-        if settings.fsync == FsyncPolicy::Always {
-            self.schedule_sync();
-        } else {
-            self.publish(appended.next_offset);
-        }
+        self.made_visible(&settings, appended.next_offset);
         Ok(Appended {
             base_offset,
             end_offset: appended.next_offset,
