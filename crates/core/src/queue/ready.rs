@@ -253,28 +253,27 @@ impl Ready {
     }
 
     pub(crate) fn push_back(&mut self, entry: Entry) {
-        let size = body(&entry);
         self.len += 1;
-        self.bytes += size;
+        self.bytes += body(&entry);
         let index = self.level_index(entry.level);
+        let cost = charge(&entry);
         let fits = match &self.cache {
             None => true,
             // Without a store to spill to, the entry stays in memory in any case.
-            Some(cache) if self.store.is_none() => {
-                cache.take(charge(&entry));
-                true
+            Some(_) if self.store.is_none() => true,
+            Some(cache) => {
+                let taken = cache.try_take(cost);
+                if taken {
+                    self.cached += cost;
+                }
+                taken
             }
-            Some(cache) => cache.try_take(charge(&entry)),
         };
         if fits {
-            if self.cache.is_some() {
-                self.cached += charge(&entry);
+            if self.store.is_none() {
+                self.take(cost);
             }
-            self.mem_len += 1;
-            self.mem_bytes += size;
-            if let Some(level) = self.levels.get_mut(index) {
-                level.back.push_back(entry);
-            }
+            self.keep_in_back(entry);
             return;
         }
         if self.store.as_ref().is_some_and(Store::is_scratch) {
@@ -314,17 +313,8 @@ impl Ready {
             if may_write {
                 self.spill_retry_at = Some(now + RETRY);
             }
-            let size = body(&entry);
-            if let Some(cache) = &self.cache {
-                cache.take(charge(&entry));
-                self.cached += charge(&entry);
-            }
-            self.mem_len += 1;
-            self.mem_bytes += size;
-            let index = self.level_index(entry.level);
-            if let Some(level) = self.levels.get_mut(index) {
-                level.back.push_back(entry);
-            }
+            self.take(charge(&entry));
+            self.keep_in_back(entry);
             return;
         }
         self.spill_retry_at = None;
@@ -353,6 +343,25 @@ impl Ready {
         self.release(charged);
         self.mem_len -= count;
         self.mem_bytes -= freed;
+    }
+
+    /// Appends an entry (already counted in `len`/`bytes`, and charged) to its level's
+    /// in-memory tail.
+    fn keep_in_back(&mut self, entry: Entry) {
+        self.mem_len += 1;
+        self.mem_bytes += body(&entry);
+        let index = self.level_index(entry.level);
+        if let Some(level) = self.levels.get_mut(index) {
+            level.back.push_back(entry);
+        }
+    }
+
+    /// Charges `bytes` to the cache even beyond its limit (memory with nowhere else to go).
+    fn take(&mut self, bytes: u64) {
+        if let Some(cache) = &self.cache {
+            cache.take(bytes);
+            self.cached += bytes;
+        }
     }
 
     fn release(&mut self, bytes: u64) {
@@ -384,11 +393,8 @@ impl Ready {
             }
         }
         self.release(moved);
-        if entry.seq < charged_below
-            && let Some(cache) = &self.cache
-        {
-            cache.take(charge(&entry));
-            self.cached += charge(&entry);
+        if entry.seq < charged_below {
+            self.take(charge(&entry));
         }
         if let Some(level) = self.levels.get_mut(index) {
             let at = level.front.partition_point(|e| e.seq < entry.seq);
