@@ -92,7 +92,7 @@ impl VHost {
         &self.namespace
     }
 
-    pub(crate) fn storage(&self) -> &StorageContext {
+    pub(crate) fn storage(&self) -> &Arc<StorageContext> {
         &self.storage
     }
 

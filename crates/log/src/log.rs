@@ -69,26 +69,6 @@ impl Log {
         Ok((log, recovered.report))
     }
 
-    /// Opens the log in `dir` as [`Log::open`] does, except that a log created now (`dir` is
-    /// missing or empty) begins at offset `start` instead of 0: for a log that continues a
-    /// numbering kept elsewhere.
-    pub fn open_from(
-        dir: impl AsRef<Path>,
-        config: LogConfig,
-        start: u64,
-    ) -> Result<(Log, Recovery), LogError> {
-        let dir = dir.as_ref();
-        fs::create_dir_all(dir).map_err(|e| LogError::io(dir, e))?;
-        let empty = fs::read_dir(dir)
-            .map_err(|e| LogError::io(dir, e))?
-            .next()
-            .is_none();
-        if empty && start > 0 {
-            crate::meta::write(dir, start)?;
-        }
-        Self::open(dir, config)
-    }
-
     /// The directory holding the log's files.
     pub fn dir(&self) -> &Path {
         &self.dir

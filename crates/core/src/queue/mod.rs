@@ -119,12 +119,22 @@ struct State {
     last_used: Instant,
     timer_running: bool,
     deleted: bool,
-    /// A non-durable queue that could not start paging tries again after this.
-    paging_retry_at: Option<Instant>,
+    /// Whether a non-durable queue is getting its scratch store (see `start_paging`).
+    paging: Paging,
     /// Messages refused for want of storage since the last such log line, and when it was
     /// written (a full disk refuses every publish: one line a second says so).
     refused_unlogged: u64,
     refusal_logged_at: Option<Instant>,
+}
+
+/// A non-durable queue on its way to a scratch store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Paging {
+    Idle,
+    /// The store is being created on the blocking pool; messages stay in memory meanwhile.
+    Opening,
+    /// Creating it failed; try again after this.
+    RetryAt(Instant),
 }
 
 /// A queue's depth and consumers at one moment.
@@ -218,7 +228,7 @@ impl Queue {
                 last_used: Instant::now(),
                 timer_running: false,
                 deleted: false,
-                paging_retry_at: None,
+                paging: Paging::Idle,
                 refused_unlogged: 0,
                 refusal_logged_at: None,
             }),

@@ -24,7 +24,7 @@ use bytes::{Bytes, BytesMut};
 use ferrymq_log::FsyncPolicy;
 use serde::{Deserialize, Serialize};
 
-use super::{Queue, QueueArgs, QueueSpec, State, store};
+use super::{Paging, Queue, QueueArgs, QueueSpec, State, store};
 use crate::message::FieldTable;
 use crate::message::wire::{decode_table, encode_table};
 use crate::store::{Definition, DefinitionStore, Kind};
@@ -174,35 +174,66 @@ const PAGING_RETRY: Duration = Duration::from_secs(5);
 
 impl Queue {
     /// Gives a non-durable queue whose messages no longer fit in the message cache a scratch
-    /// store under `transient/`, so its backlog pages to disk as a durable queue's does. If
-    /// the files cannot be made, the queue keeps its messages in memory and tries again later
-    /// (memory alarms still bound the whole).
+    /// store under `transient/`, so its backlog pages to disk as a durable queue's does. The
+    /// files are created on the blocking pool (inline without a runtime), never under the
+    /// queue's lock; meanwhile, or if they cannot be made, the queue keeps its messages in
+    /// memory (and tries again later; memory alarms still bound the whole).
     pub(super) fn start_paging(self: &Arc<Self>, st: &mut State) {
-        let now = tokio::time::Instant::now();
-        if st.paging_retry_at.is_some_and(|at| now < at) {
-            return;
+        match st.paging {
+            Paging::Opening => return,
+            Paging::RetryAt(at) if tokio::time::Instant::now() < at => return,
+            _ => {}
         }
         let Some(vhost) = self.vhost.upgrade() else {
             return;
         };
-        let storage = vhost.storage();
+        st.paging = Paging::Opening;
+        let storage = Arc::clone(vhost.storage());
         let dir = storage.scratch_dir();
         let what = format!("queue '{}' in vhost '{}'", self.name(), self.vhost_name);
         let levels = usize::from(self.args.max_priority.unwrap_or(0)) + 1;
-        let from = st.ready.spill_from().unwrap_or(st.next_seq);
-        match store::Store::scratch(storage, &dir, what, levels, from) {
+        let open = move || {
+            let opened = store::Store::scratch(&storage, &dir, what, levels);
+            (opened, dir)
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                let queue = Arc::clone(self);
+                handle.spawn(async move {
+                    if let Ok((opened, dir)) = tokio::task::spawn_blocking(open).await {
+                        let mut st = queue.lock();
+                        queue.paging_opened(&mut st, opened, &dir);
+                    }
+                });
+            }
+            Err(_) => {
+                let (opened, dir) = open();
+                self.paging_opened(st, opened, &dir);
+            }
+        }
+    }
+
+    fn paging_opened(
+        self: &Arc<Self>,
+        st: &mut State,
+        opened: Result<store::Store, Error>,
+        dir: &std::path::Path,
+    ) {
+        match opened {
+            Ok(_) if st.deleted => store::remove_files(dir),
             Ok(store) => {
                 tracing::info!(vhost = %self.vhost_name, queue = %self.name(),
                     dir = %dir.display(), "non-durable queue pages to disk (message cache full)");
+                let from = st.ready.spill_from().unwrap_or(st.next_seq);
                 st.ready.attach_store(store, from);
-                st.paging_retry_at = None;
+                st.paging = Paging::Idle;
                 self.start_maintenance();
             }
             Err(e) => {
                 tracing::warn!(vhost = %self.vhost_name, queue = %self.name(),
                     "non-durable queue cannot page to disk, keeps its messages in memory: {e}");
-                st.paging_retry_at = Some(now + PAGING_RETRY);
-                store::remove_files(&dir);
+                st.paging = Paging::RetryAt(tokio::time::Instant::now() + PAGING_RETRY);
+                store::remove_files(dir);
             }
         }
     }

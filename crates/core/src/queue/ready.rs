@@ -206,9 +206,10 @@ impl Ready {
             .min()
     }
 
-    /// Gives an in-memory list a scratch store whose next offset is `from` ([`Self::spill_from`]
-    /// or a sequence number not used yet). `front` stays in memory and charged; what `back`
-    /// holds is written to the store when the cache is next full ([`Self::push_back`]).
+    /// Gives an in-memory list a scratch store; `from` is [`Self::spill_from`] (or a sequence
+    /// number not used yet), the first that may go to disk. `front` stays in memory and
+    /// charged; what `back` holds is written to the store when the cache is next full
+    /// ([`Self::push_back`]).
     pub(crate) fn attach_store(&mut self, store: Store, from: u64) {
         self.charged_below = from;
         self.store = Some(store);

@@ -145,18 +145,3 @@ fn lost_tail_below_the_persisted_start_starts_afresh() {
     fill(&log, 1);
     assert_eq!(payloads(&log, 5), ["entry-5"]);
 }
-
-#[test]
-fn open_from_numbers_a_new_log_from_the_given_offset_and_keeps_an_old_one() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("fresh");
-    let (log, recovery) = Log::open_from(&path, small(), 40).unwrap();
-    assert_eq!((recovery.start_offset, recovery.next_offset), (40, 40));
-    fill(&log, 2);
-    assert_eq!(payloads(&log, 40), ["entry-40", "entry-41"]);
-    log.close().unwrap();
-    // An existing log is opened as it is: the offset only numbers a new one.
-    let (log, recovery) = Log::open_from(&path, small(), 7).unwrap();
-    assert_eq!((recovery.start_offset, recovery.next_offset), (40, 42));
-    drop(log);
-}

@@ -271,16 +271,15 @@ impl Store {
         recover::open(ctx, dir, what, levels)
     }
 
-    /// Creates the logs of a non-durable queue that starts paging to disk, in a new `dir`;
-    /// the first message appended gets offset `from`.
+    /// Creates the logs of a non-durable queue that starts paging to disk, in a new `dir`
+    /// (blocking: run it off the queue's lock).
     pub(crate) fn scratch(
         ctx: &StorageContext,
         dir: &Path,
         what: String,
         levels: usize,
-        from: u64,
     ) -> Result<Self, Error> {
-        recover::scratch(ctx, dir, what, levels, from)
+        recover::scratch(ctx, dir, what, levels)
     }
 
     pub(crate) fn dir(&self) -> &Path {

@@ -226,28 +226,28 @@ pub(super) fn open(
 }
 
 /// New, empty logs in `dir` for a non-durable queue that pages to disk: message offsets are
-/// the queue's sequence numbers from `from` on, nothing is fsynced or journaled (non-durable
-/// queues do not survive a restart, so their files are removed at start, never recovered).
+/// the queue's sequence numbers (the first append begins with a hole up to its first one),
+/// nothing is fsynced or journaled (non-durable queues do not survive a restart, so their
+/// files are removed at start, never recovered).
 pub(super) fn scratch(
     ctx: &StorageContext,
     dir: &Path,
     what: String,
     levels: usize,
-    from: u64,
 ) -> Result<Store, Error> {
-    let open = |name: &str, config: LogConfig, start: u64| {
+    let open = |name: &str, config: LogConfig| {
         let config = LogConfig {
             fsync: FsyncPolicy::Never,
             ..config
         };
-        Log::open_from(dir.join(name), config, start)
+        Log::open(dir.join(name), config)
             .map(|(log, _)| log)
             .map_err(storage(&what))
     };
-    let messages = open("messages", ctx.message_config(), from)?;
-    let index = open("index", ctx.small_config(1024 * 1024), from)?;
-    let acks = open("acks", ctx.small_config(256 * 1024), 0)?;
-    if messages.next_offset() != from || index.next_offset() != from {
+    let messages = open("messages", ctx.message_config())?;
+    let index = open("index", ctx.small_config(1024 * 1024))?;
+    let acks = open("acks", ctx.small_config(256 * 1024))?;
+    if messages.next_offset() != 0 {
         return Err(Error::Internal {
             reason: format!("{what}: paging directory {} is not new", dir.display()),
         });
