@@ -420,6 +420,9 @@ impl TransactionCoordinator {
     /// transaction complete.
     async fn complete(&self, meta: &mut TxnMeta, outcome: Outcome) -> Result<(), TxnError> {
         let now = now_ms();
+        // Every marker is appended (which starts each partition's fsync) before any is
+        // awaited, so the partitions sync at once rather than one after another.
+        let mut written = Vec::with_capacity(meta.partitions.len());
         for (topic, index) in &meta.partitions {
             let Some(partition) = self.streams.get(topic).and_then(|s| s.partition(*index)) else {
                 continue; // deleted since: nothing of it is left to mark
@@ -427,10 +430,10 @@ impl TransactionCoordinator {
             let appended = partition
                 .write_marker(meta.producer_id, meta.producer_epoch, outcome, 0, now)
                 .map_err(storage)?;
-            partition
-                .wait_visible(appended.end_offset)
-                .await
-                .map_err(storage)?;
+            written.push((partition, appended.end_offset));
+        }
+        for (partition, end) in written {
+            partition.wait_visible(end).await.map_err(storage)?;
         }
         if outcome == Outcome::Commit && !meta.offsets.is_empty() {
             let mut by_group: HashMap<&str, Vec<(String, i32, CommittedOffset)>> = HashMap::new();
