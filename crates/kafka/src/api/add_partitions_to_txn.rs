@@ -54,35 +54,29 @@ pub(super) fn handle(
         .into_iter()
         .map(|t| (t.name, t.partitions))
         .collect();
-    let everywhere = |c: i16| {
-        topics
-            .iter()
-            .map(|(name, ps)| (name.clone(), ps.iter().map(|&p| (p, c)).collect()))
-            .collect::<Vec<_>>()
-    };
-    if !conn.may(ctx, AclOperation::Write, AclResource::TransactionalId, &id) {
-        return Reply::Now(response(&everywhere(
-            code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
-        )));
-    }
-    let refused: Vec<bool> = topics
-        .iter()
-        .map(|(name, _)| !conn.may_topic(ctx, AclOperation::Write, name))
-        .collect();
-    if refused.contains(&true) {
+    // One code per topic, for every partition of it.
+    let by_topic = |code_for: &dyn Fn(&str) -> i16| {
         let answer: Vec<_> = topics
             .iter()
-            .zip(&refused)
-            .map(|((name, ps), &no)| {
-                let c = if no {
-                    code::TOPIC_AUTHORIZATION_FAILED
-                } else {
-                    code::OPERATION_NOT_ATTEMPTED
-                };
+            .map(|(name, ps)| {
+                let c = code_for(name);
                 (name.clone(), ps.iter().map(|&p| (p, c)).collect())
             })
             .collect();
-        return Reply::Now(response(&answer));
+        Reply::Now(response(&answer))
+    };
+    if !conn.may(ctx, AclOperation::Write, AclResource::TransactionalId, &id) {
+        return by_topic(&|_| code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
+    }
+    let may_write = |name: &str| conn.may_topic(ctx, AclOperation::Write, name);
+    if !topics.iter().all(|(name, _)| may_write(name)) {
+        return by_topic(&|name| {
+            if may_write(name) {
+                code::OPERATION_NOT_ATTEMPTED
+            } else {
+                code::TOPIC_AUTHORIZATION_FAILED
+            }
+        });
     }
     let txns = Arc::clone(&ctx.txns);
     later(async move {

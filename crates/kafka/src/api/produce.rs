@@ -108,7 +108,6 @@ fn check_transactional(
     index: u32,
     batch: &RecordBatch,
 ) -> Result<(), (i16, String)> {
-    use ferrymq_core::transactions::TxnError;
     if !txn::is_transactional_data(batch) {
         return Ok(());
     }
@@ -126,13 +125,8 @@ fn check_transactional(
             stream.name(),
             index,
         )
-        .map_err(|e| {
-            let c = match e {
-                TxnError::Fenced => code::INVALID_PRODUCER_EPOCH,
-                ref other => error::from_txn(other, false),
-            };
-            (c, e.to_string())
-        })
+        // Produce has no PRODUCER_FENCED: a fenced producer gets INVALID_PRODUCER_EPOCH.
+        .map_err(|e| (error::from_txn(&e, false), e.to_string()))
 }
 
 fn append_one(
